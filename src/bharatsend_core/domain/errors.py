@@ -1,0 +1,379 @@
+"""The one error tree of bharatsend-core.
+
+Every error a caller can see carries a stable ``code`` (snake_case, never
+renamed once shipped), a human ``message`` that says what to do, an optional
+``field`` naming the offending input, optional structured ``detail``, and an
+``http_status`` hint that the HTTP edge maps once. Messages and details never
+contain message content or OTP digits: they name offsets, lengths and
+template literals instead.
+
+::
+
+    BharatSendError                         (abstract; never raised directly)
+    ├── ClientError                         4xx: the caller can fix it
+    │   ├── ValidationError (ValueError)    422
+    │   │   ├── InvalidArgument             invalid_argument
+    │   │   ├── InvalidPhoneNumber          invalid_phone_number
+    │   │   ├── UnsupportedDestination      unsupported_destination
+    │   │   ├── EmptyContent                empty_content
+    │   │   ├── InvalidContent              invalid_content
+    │   │   ├── ContentTooLong              content_too_long
+    │   │   └── DltViolation                every dlt_* code (DLT.md)
+    │   └── ConflictError                   409
+    │       └── IllegalTransition           illegal_transition
+    └── RemoteError                         502: a carrier or receiver failed
+
+Abstract classes (the base and the branch classes) refuse to be instantiated,
+so every raised error has a concrete code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, ClassVar
+
+__all__ = [
+    "ERROR_CODES",
+    "BharatSendError",
+    "ClientError",
+    "ConflictError",
+    "ContentTooLong",
+    "DltChainInvalid",
+    "DltChainMissing",
+    "DltConsentMissing",
+    "DltCtaNotWhitelisted",
+    "DltDndBlocked",
+    "DltEncodingMismatch",
+    "DltEntityInvalid",
+    "DltEntityUnknown",
+    "DltHeaderCategoryMismatch",
+    "DltHeaderInactive",
+    "DltHeaderInvalid",
+    "DltHeaderUnknown",
+    "DltPromotionalWindow",
+    "DltTemplateDoubleSpace",
+    "DltTemplateForbiddenCharacter",
+    "DltTemplateHeaderMismatch",
+    "DltTemplateInactive",
+    "DltTemplateInvalid",
+    "DltTemplateMalformed",
+    "DltTemplateMismatch",
+    "DltTemplateNoVariable",
+    "DltTemplateTooShort",
+    "DltTemplateUnknown",
+    "DltUntaggedCta",
+    "DltVariableTooLong",
+    "DltVariableType",
+    "DltViolation",
+    "EmptyContent",
+    "IllegalTransition",
+    "InvalidArgument",
+    "InvalidContent",
+    "InvalidPhoneNumber",
+    "RemoteError",
+    "UnsupportedDestination",
+    "ValidationError",
+]
+
+_CODE_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
+
+_codes: dict[str, type[BharatSendError]] = {}
+
+#: Every concrete error class by its stable code (read-only view).
+ERROR_CODES: Mapping[str, type[BharatSendError]] = MappingProxyType(_codes)
+
+
+class BharatSendError(Exception):
+    """Base of every bharatsend-core error; catch this to catch them all."""
+
+    code: ClassVar[str] = ""
+    http_status: ClassVar[int] = 500
+    _abstract: ClassVar[bool] = True
+
+    def __init_subclass__(cls, *, abstract: bool = False, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._abstract = abstract
+        if abstract:
+            return
+        if not _CODE_RE.match(cls.code):
+            raise TypeError(f"{cls.__name__} needs a snake_case code, got {cls.code!r}")
+        if cls.code in _codes and _codes[cls.code] is not cls:
+            raise TypeError(f"error code {cls.code!r} is used by {_codes[cls.code].__name__}")
+        _codes[cls.code] = cls
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        if type(self)._abstract:
+            raise TypeError(f"{type(self).__name__} is abstract; raise a concrete subclass")
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.detail: Mapping[str, Any] = MappingProxyType(dict(detail or {}))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(code={self.code!r}, field={self.field!r}, message={self.message!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error envelope body (``{"code", "message", "field"}`` plus ``detail``)."""
+        body: dict[str, Any] = {"code": self.code, "message": self.message, "field": self.field}
+        if self.detail:
+            body["detail"] = dict(self.detail)
+        return body
+
+
+class ClientError(BharatSendError, abstract=True):
+    """The request cannot be served as sent; the caller can fix it."""
+
+    http_status = 400
+
+
+class ValidationError(ClientError, ValueError, abstract=True):
+    """An input value breaks a rule."""
+
+    http_status = 422
+
+
+class InvalidArgument(ValidationError):
+    """A parameter is out of its allowed range or of the wrong form."""
+
+    code = "invalid_argument"
+
+
+class InvalidPhoneNumber(ValidationError):
+    """The text is not a valid phone number in any region."""
+
+    code = "invalid_phone_number"
+
+
+class UnsupportedDestination(ValidationError):
+    """A valid number we will not send to: not a mobile, or outside the allowed regions."""
+
+    code = "unsupported_destination"
+
+
+class EmptyContent(ValidationError):
+    """The message text is empty."""
+
+    code = "empty_content"
+
+
+class InvalidContent(ValidationError):
+    """The text holds characters no SMS encoding can carry (a lone UTF-16 surrogate)."""
+
+    code = "invalid_content"
+
+
+class ContentTooLong(ValidationError):
+    """The message needs more segments than the configured maximum."""
+
+    code = "content_too_long"
+
+
+class ConflictError(ClientError, abstract=True):
+    """The request conflicts with the current state of a resource."""
+
+    http_status = 409
+
+
+class IllegalTransition(ConflictError):
+    """An event does not apply to a message in its current state."""
+
+    code = "illegal_transition"
+
+
+class RemoteError(BharatSendError, abstract=True):
+    """A remote party (carrier, webhook receiver) failed; not the caller's fault."""
+
+    http_status = 502
+
+
+# --------------------------------------------------------------------------- DLT
+# TRAI TCCCPR 2018 scrubbing rules; operator codes per DLT.md (vendors renumber).
+
+
+class DltViolation(ValidationError, abstract=True):
+    """A message or registration breaks a TRAI DLT rule (see DLT.md)."""
+
+    #: The operator scrubbing code this corresponds to, where one is known.
+    operator_code: ClassVar[int | None] = None
+
+
+class DltEntityInvalid(DltViolation):
+    """A PE ID is not 1-30 digits."""
+
+    code = "dlt_entity_invalid"
+
+
+class DltEntityUnknown(DltViolation):
+    """No entity with that PE ID is registered for the tenant."""
+
+    code = "dlt_entity_unknown"
+    operator_code = 600
+
+
+class DltHeaderInvalid(DltViolation):
+    """A header is not 6 letters (or 6 digits for promotional)."""
+
+    code = "dlt_header_invalid"
+
+
+class DltHeaderUnknown(DltViolation):
+    """No header with that sender ID is registered for the entity."""
+
+    code = "dlt_header_unknown"
+    operator_code = 620
+
+
+class DltHeaderInactive(DltViolation):
+    """The header is registered but deactivated."""
+
+    code = "dlt_header_inactive"
+    operator_code = 621
+
+
+class DltTemplateInvalid(DltViolation):
+    """A template ID is not 1-30 digits."""
+
+    code = "dlt_template_invalid"
+
+
+class DltTemplateUnknown(DltViolation):
+    """No template with that ID is registered for the tenant."""
+
+    code = "dlt_template_unknown"
+    operator_code = 630
+
+
+class DltTemplateInactive(DltViolation):
+    """The template is registered but not active (rejected or deactivated)."""
+
+    code = "dlt_template_inactive"
+    operator_code = 631
+
+
+class DltTemplateHeaderMismatch(DltViolation):
+    """The header is not linked to the template (or belongs to another entity)."""
+
+    code = "dlt_template_header_mismatch"
+    operator_code = 632
+
+
+class DltHeaderCategoryMismatch(DltViolation):
+    """The header's kind does not fit the category: numeric headers are promotional only."""
+
+    code = "dlt_header_category_mismatch"
+    operator_code = 622
+
+
+class DltChainMissing(DltViolation):
+    """The route requires a telemarketer chain and the tenant has none."""
+
+    code = "dlt_chain_missing"
+    operator_code = 610
+
+
+class DltChainInvalid(DltViolation):
+    """A telemarketer chain is not a PE ID followed by 1-3 TM IDs."""
+
+    code = "dlt_chain_invalid"
+    operator_code = 611
+
+
+class DltTemplateMalformed(DltViolation):
+    """A template body holds a near-miss placeholder such as ``{#var1#}``."""
+
+    code = "dlt_template_malformed"
+
+
+class DltTemplateNoVariable(DltViolation):
+    """A transactional or service template has no placeholder."""
+
+    code = "dlt_template_no_variable"
+
+
+class DltTemplateForbiddenCharacter(DltViolation):
+    """A template body contains ``<`` or ``>``."""
+
+    code = "dlt_template_forbidden_character"
+
+
+class DltTemplateDoubleSpace(DltViolation):
+    """A template body contains two spaces in a row."""
+
+    code = "dlt_template_double_space"
+
+
+class DltTemplateTooShort(DltViolation):
+    """A template body has fewer literal characters than the minimum."""
+
+    code = "dlt_template_too_short"
+
+
+class DltTemplateMismatch(DltViolation):
+    """The text does not match the template's literal parts."""
+
+    code = "dlt_template_mismatch"
+    operator_code = 633
+
+
+class DltVariableTooLong(DltViolation):
+    """A placeholder's value is longer than its limit."""
+
+    code = "dlt_variable_too_long"
+    operator_code = 635
+
+
+class DltVariableType(DltViolation):
+    """A typed placeholder's value has the wrong form (digits, URL, e-mail...)."""
+
+    code = "dlt_variable_type"
+    operator_code = 634
+
+
+class DltCtaNotWhitelisted(DltViolation):
+    """A ``{#url#}``, ``{#urlott#}`` or ``{#cbn#}`` value is not on the tenant's whitelist."""
+
+    code = "dlt_cta_not_whitelisted"
+    operator_code = 642
+
+
+class DltUntaggedCta(DltViolation):
+    """A plain ``{#var#}`` carries a URL, APK link or phone number."""
+
+    code = "dlt_untagged_cta"
+    operator_code = 643
+
+
+class DltEncodingMismatch(DltViolation):
+    """A ``text`` template's message needs UCS-2 (a character outside GSM-7)."""
+
+    code = "dlt_encoding_mismatch"
+    operator_code = 636
+
+
+class DltPromotionalWindow(DltViolation):
+    """A promotional message outside the allowed hours (Asia/Kolkata)."""
+
+    code = "dlt_promotional_window"
+    operator_code = 651
+
+
+class DltDndBlocked(DltViolation):
+    """A promotional message to a DND-registered number without consent."""
+
+    code = "dlt_dnd_blocked"
+    operator_code = 650
+
+
+class DltConsentMissing(DltViolation):
+    """A message whose category requires recorded consent, without it."""
+
+    code = "dlt_consent_missing"
+    operator_code = 660
