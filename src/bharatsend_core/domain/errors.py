@@ -118,7 +118,8 @@ class BharatSendError(Exception):
         self.detail: Mapping[str, Any] = MappingProxyType(dict(detail or {}))
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(code={self.code!r}, field={self.field!r}, message={self.message!r})"
+        name = type(self).__name__
+        return f"{name}(code={self.code!r}, field={self.field!r}, message={self.message!r})"
 
     def to_dict(self) -> dict[str, Any]:
         """The error envelope body (``{"code", "message", "field"}`` plus ``detail``)."""
