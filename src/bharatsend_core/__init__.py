@@ -1,5 +1,24 @@
-"""bharatsend-core: India OTP and transactional SMS, embedded in your backend."""
+"""bharatsend-core: India OTP and transactional SMS, embedded in your backend.
+
+Every message is checked against TRAI DLT rules, persisted before it is sent,
+submitted over SMPP, tracked through delivery receipts, billed exactly once and
+reported through signed webhooks. The names below are the stable public API;
+the domain modules (``bharatsend_core.domain.*``) document the rest.
+"""
+
+from bharatsend_core.domain.encoding import Encoding, Segmentation, segment
+from bharatsend_core.domain.errors import ERROR_CODES, BharatSendError
+from bharatsend_core.domain.phone import PhoneNumber, parse_phone
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "ERROR_CODES",
+    "BharatSendError",
+    "Encoding",
+    "PhoneNumber",
+    "Segmentation",
+    "__version__",
+    "parse_phone",
+    "segment",
+]

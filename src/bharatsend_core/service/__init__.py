@@ -1,0 +1,1 @@
+"""Use cases (send, dispatch, receipts, webhooks), each one transaction through the ports."""
