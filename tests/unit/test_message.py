@@ -88,15 +88,15 @@ def kinds(message: Message) -> list[str]:
 
 def message_in(status: Status) -> Message:
     """A one-part message that has reached ``status`` by legal moves."""
-    if status is Status.accepted:
+    if status is Status.ACCEPTED:
         return accepted()
-    if status is Status.submitting:
+    if status is Status.SUBMITTING:
         return claimed()
-    if status is Status.retrying:
+    if status is Status.RETRYING:
         return claimed().apply(SubmitFailed(at(2), "carrier_throttled", "0x58", at(30)))
-    if status is Status.failed:
+    if status is Status.FAILED:
         return claimed().apply(SubmitFailed(at(2), "carrier_rejected", "0x0b", None))
-    if status is Status.sent:
+    if status is Status.SENT:
         return sent()
     return sent().apply(PartReceipt(at(5), 0, ReceiptOutcome(status.value)))
 
@@ -107,7 +107,7 @@ def one_of_each_event(when: datetime) -> list[Event]:
         PartSubmitted(when, 0, "carrier-x"),
         SubmitFailed(when, "carrier_throttled", None, when + timedelta(seconds=10)),
         OutcomeUnknown(when, 0, None),
-        PartReceipt(when, 0, ReceiptOutcome.delivered),
+        PartReceipt(when, 0, ReceiptOutcome.DELIVERED),
         Expire(when),
     ]
 
@@ -118,7 +118,7 @@ def one_of_each_event(when: datetime) -> list[Event]:
 def test_accept_starts_accepted_with_all_parts_pending_and_one_timeline_entry() -> None:
     message = accepted(segments=3)
 
-    assert message.status is Status.accepted
+    assert message.status is Status.ACCEPTED
     assert message.attempts == 0
     assert message.expires_at == T0 + VALIDITY
     assert message.created_at == message.updated_at == T0
@@ -177,13 +177,13 @@ def test_single_part_happy_path_goes_accepted_submitting_sent_delivered() -> Non
     events: list[Event] = [
         Claim(at(1), "route_a"),
         PartSubmitted(at(2), 0, "carrier-0"),
-        PartReceipt(at(9), 0, ReceiptOutcome.delivered),
+        PartReceipt(at(9), 0, ReceiptOutcome.DELIVERED),
     ]
     for event in events:
         message = message.apply(event)
         statuses.append(message.status)
 
-    assert statuses == [Status.accepted, Status.submitting, Status.sent, Status.delivered]
+    assert statuses == [Status.ACCEPTED, Status.SUBMITTING, Status.SENT, Status.DELIVERED]
     assert kinds(message) == [
         "accepted",
         "claimed",
@@ -193,19 +193,19 @@ def test_single_part_happy_path_goes_accepted_submitting_sent_delivered() -> Non
         "delivered",
     ]
     assert [e.status for e in message.timeline] == [
-        Status.accepted,
-        Status.submitting,
-        Status.submitting,
-        Status.sent,
-        Status.sent,
-        Status.delivered,
+        Status.ACCEPTED,
+        Status.SUBMITTING,
+        Status.SUBMITTING,
+        Status.SENT,
+        Status.SENT,
+        Status.DELIVERED,
     ]
     assert message.attempts == 1
     assert message.route == "route_a"
     assert message.error is None
     assert message.parts[0] == Part(
         0,
-        PartStatus.delivered,
+        PartStatus.DELIVERED,
         carrier_message_id="carrier-0",
         submitted_at=at(2),
         final_at=at(9),
@@ -217,24 +217,24 @@ def test_single_part_happy_path_goes_accepted_submitting_sent_delivered() -> Non
 def test_multipart_message_is_delivered_only_when_every_part_is() -> None:
     message = sent(segments=3)
 
-    message = message.apply(PartReceipt(at(5), 0, ReceiptOutcome.delivered))
-    assert message.status is Status.sent
-    message = message.apply(PartReceipt(at(6), 2, ReceiptOutcome.delivered))
-    assert message.status is Status.sent
-    message = message.apply(PartReceipt(at(7), 1, ReceiptOutcome.delivered))
+    message = message.apply(PartReceipt(at(5), 0, ReceiptOutcome.DELIVERED))
+    assert message.status is Status.SENT
+    message = message.apply(PartReceipt(at(6), 2, ReceiptOutcome.DELIVERED))
+    assert message.status is Status.SENT
+    message = message.apply(PartReceipt(at(7), 1, ReceiptOutcome.DELIVERED))
 
-    assert message.status is Status.delivered
-    assert all(p.status is PartStatus.delivered for p in message.parts)
+    assert message.status is Status.DELIVERED
+    assert all(p.status is PartStatus.DELIVERED for p in message.parts)
 
 
 def test_one_undelivered_part_makes_the_message_undelivered() -> None:
     message = sent(segments=2)
 
-    message = message.apply(PartReceipt(at(5), 0, ReceiptOutcome.undelivered, "001"))
-    message = message.apply(PartReceipt(at(6), 1, ReceiptOutcome.delivered))
+    message = message.apply(PartReceipt(at(5), 0, ReceiptOutcome.UNDELIVERED, "001"))
+    message = message.apply(PartReceipt(at(6), 1, ReceiptOutcome.DELIVERED))
 
-    assert message.status is Status.undelivered
-    assert message.error == MessageError("undelivered", FailureReason.undelivered, "001")
+    assert message.status is Status.UNDELIVERED
+    assert message.error == MessageError("undelivered", FailureReason.UNDELIVERED, "001")
     assert message.timeline[-1].kind == "undelivered"
     assert message.timeline[-1].get("index") == 0
 
@@ -242,11 +242,11 @@ def test_one_undelivered_part_makes_the_message_undelivered() -> None:
 @pytest.mark.parametrize(
     ("outcomes", "expected"),
     [
-        ((ReceiptOutcome.undelivered, ReceiptOutcome.rejected), Status.rejected),
-        ((ReceiptOutcome.rejected, ReceiptOutcome.undelivered), Status.rejected),
-        ((ReceiptOutcome.expired, ReceiptOutcome.undelivered), Status.undelivered),
-        ((ReceiptOutcome.delivered, ReceiptOutcome.expired), Status.expired),
-        ((ReceiptOutcome.delivered, ReceiptOutcome.delivered), Status.delivered),
+        ((ReceiptOutcome.UNDELIVERED, ReceiptOutcome.REJECTED), Status.REJECTED),
+        ((ReceiptOutcome.REJECTED, ReceiptOutcome.UNDELIVERED), Status.REJECTED),
+        ((ReceiptOutcome.EXPIRED, ReceiptOutcome.UNDELIVERED), Status.UNDELIVERED),
+        ((ReceiptOutcome.DELIVERED, ReceiptOutcome.EXPIRED), Status.EXPIRED),
+        ((ReceiptOutcome.DELIVERED, ReceiptOutcome.DELIVERED), Status.DELIVERED),
     ],
 )
 def test_message_takes_the_worst_part_state(
@@ -257,7 +257,7 @@ def test_message_takes_the_worst_part_state(
         message = message.apply(PartReceipt(at(5 + index), index, outcome))
 
     assert message.status is expected
-    if expected is Status.delivered:
+    if expected is Status.DELIVERED:
         assert message.error is None
     else:
         assert message.error is not None
@@ -267,15 +267,15 @@ def test_message_takes_the_worst_part_state(
 def test_receipt_before_last_part_submitted_is_kept_and_folds_once_every_part_is_final() -> None:
     message = claimed(segments=2).apply(PartSubmitted(at(2), 0, "carrier-0"))
     # Part 0's receipt overtakes part 1's submit response.
-    message = message.apply(PartReceipt(at(3), 0, ReceiptOutcome.delivered))
-    assert message.status is Status.submitting
-    assert message.parts[0].status is PartStatus.delivered
+    message = message.apply(PartReceipt(at(3), 0, ReceiptOutcome.DELIVERED))
+    assert message.status is Status.SUBMITTING
+    assert message.parts[0].status is PartStatus.DELIVERED
 
     message = message.apply(PartSubmitted(at(4), 1, "carrier-1"))
-    assert message.status is Status.sent
-    message = message.apply(PartReceipt(at(5), 1, ReceiptOutcome.delivered))
+    assert message.status is Status.SENT
+    message = message.apply(PartReceipt(at(5), 1, ReceiptOutcome.DELIVERED))
 
-    assert message.status is Status.delivered
+    assert message.status is Status.DELIVERED
     assert kinds(message)[-5:] == ["receipt", "part_submitted", "sent", "receipt", "delivered"]
 
 
@@ -284,22 +284,22 @@ def test_receipt_for_a_pending_part_raises_and_leaves_the_message_unchanged() ->
     snapshot = attrs.evolve(message)
 
     with pytest.raises(IllegalTransition) as excinfo:
-        message.apply(PartReceipt(at(3), 1, ReceiptOutcome.delivered))
+        message.apply(PartReceipt(at(3), 1, ReceiptOutcome.DELIVERED))
 
     assert message == snapshot
     assert "pending" in excinfo.value.message
     # Once the submit response arrives the parked receipt applies.
     message = message.apply(PartSubmitted(at(4), 1, "carrier-1"))
-    message = message.apply(PartReceipt(at(3), 1, ReceiptOutcome.delivered))
-    assert message.parts[1].status is PartStatus.delivered
+    message = message.apply(PartReceipt(at(3), 1, ReceiptOutcome.DELIVERED))
+    assert message.parts[1].status is PartStatus.DELIVERED
 
 
 def test_intermediate_receipt_is_recorded_without_a_state_change() -> None:
     message = sent()
 
-    after = message.apply(PartReceipt(at(5), 0, ReceiptOutcome.enroute))
+    after = message.apply(PartReceipt(at(5), 0, ReceiptOutcome.ENROUTE))
 
-    assert after.status is Status.sent
+    assert after.status is Status.SENT
     assert after.parts == message.parts
     assert after.timeline[:-1] == message.timeline
     assert after.timeline[-1].kind == "receipt"
@@ -326,7 +326,7 @@ def test_a_part_cannot_be_submitted_twice() -> None:
 def test_transient_failure_goes_to_retrying_with_next_attempt_at() -> None:
     message = claimed().apply(SubmitFailed(at(2), "carrier_throttled", "0x58", at(30)))
 
-    assert message.status is Status.retrying
+    assert message.status is Status.RETRYING
     assert message.next_attempt_at == at(30)
     assert message.error is None
     assert kinds(message)[-2:] == ["submit_failed", "retry_scheduled"]
@@ -338,7 +338,7 @@ def test_claim_after_retry_counts_the_attempt_and_clears_next_attempt_at() -> No
 
     message = message.apply(Claim(at(31), "route_b"))
 
-    assert message.status is Status.submitting
+    assert message.status is Status.SUBMITTING
     assert message.attempts == 2
     assert message.route == "route_b"
     assert message.next_attempt_at is None
@@ -348,7 +348,7 @@ def test_retry_resends_only_pending_parts() -> None:
     message = claimed(segments=3).apply(PartSubmitted(at(2), 0, "carrier-0"))
     message = message.apply(SubmitFailed(at(3), "bind_lost", None, at(30)))
 
-    assert message.status is Status.retrying
+    assert message.status is Status.RETRYING
     assert message.pending_part_indexes == (1, 2)
     assert message.parts[0].carrier_message_id == "carrier-0"
 
@@ -358,7 +358,7 @@ def test_retry_resends_only_pending_parts() -> None:
     message = message.apply(PartSubmitted(at(32), 1, "carrier-1"))
     message = message.apply(PartSubmitted(at(33), 2, "carrier-2"))
 
-    assert message.status is Status.sent
+    assert message.status is Status.SENT
     assert [p.carrier_message_id for p in message.parts] == ["carrier-0", "carrier-1", "carrier-2"]
 
 
@@ -366,18 +366,18 @@ def test_receipts_for_submitted_parts_apply_while_retrying() -> None:
     message = claimed(segments=2).apply(PartSubmitted(at(2), 0, "carrier-0"))
     message = message.apply(SubmitFailed(at(3), "bind_lost", None, at(30)))
 
-    message = message.apply(PartReceipt(at(4), 0, ReceiptOutcome.delivered))
+    message = message.apply(PartReceipt(at(4), 0, ReceiptOutcome.DELIVERED))
 
-    assert message.status is Status.retrying
-    assert message.parts[0].status is PartStatus.delivered
+    assert message.status is Status.RETRYING
+    assert message.parts[0].status is PartStatus.DELIVERED
 
 
 def test_permanent_failure_fails_before_submit() -> None:
     message = claimed().apply(SubmitFailed(at(2), "carrier_rejected", "0x0b", None))
 
-    assert message.status is Status.failed
+    assert message.status is Status.FAILED
     assert message.error == MessageError(
-        "carrier_rejected", FailureReason.failed_before_submit, "0x0b"
+        "carrier_rejected", FailureReason.FAILED_BEFORE_SUBMIT, "0x0b"
     )
     assert message.next_attempt_at is None
     assert kinds(message)[-2:] == ["submit_failed", "failed"]
@@ -387,7 +387,7 @@ def test_giving_up_on_attempts_records_attempts_exhausted() -> None:
     message = claimed().apply(SubmitFailed(at(2), "attempts_exhausted", "0x58", None))
 
     assert message.error == MessageError(
-        "attempts_exhausted", FailureReason.attempts_exhausted, "0x58"
+        "attempts_exhausted", FailureReason.ATTEMPTS_EXHAUSTED, "0x58"
     )
 
 
@@ -396,40 +396,40 @@ def test_retry_at_or_past_expiry_fails_with_validity_expired() -> None:
 
     failed = message.apply(SubmitFailed(at(2), "carrier_throttled", "0x58", message.expires_at))
 
-    assert failed.status is Status.failed
-    assert failed.error == MessageError("validity_expired", FailureReason.validity_expired, "0x58")
+    assert failed.status is Status.FAILED
+    assert failed.error == MessageError("validity_expired", FailureReason.VALIDITY_EXPIRED, "0x58")
 
 
 def test_outcome_unknown_with_retry_flags_a_possible_duplicate() -> None:
     message = claimed().apply(OutcomeUnknown(at(2), 0, at(30)))
 
-    assert message.status is Status.retrying
+    assert message.status is Status.RETRYING
     assert message.possible_duplicate
     assert message.next_attempt_at == at(30)
     assert message.pending_part_indexes == (0,)
     # The flag survives the resend: the handset may still get the text twice.
     message = message.apply(Claim(at(31), "route_a")).apply(PartSubmitted(at(32), 0, "c-0"))
     assert message.possible_duplicate
-    assert message.status is Status.sent
+    assert message.status is Status.SENT
 
 
 def test_outcome_unknown_without_retry_counts_the_part_as_submitted() -> None:
     message = claimed(segments=2).apply(OutcomeUnknown(at(2), 0, None))
 
-    assert message.status is Status.submitting
-    assert message.parts[0].status is PartStatus.submitted
+    assert message.status is Status.SUBMITTING
+    assert message.parts[0].status is PartStatus.SUBMITTED
     assert message.parts[0].outcome_unknown
     assert message.parts[0].carrier_message_id is None
     assert not message.possible_duplicate
 
     message = message.apply(PartSubmitted(at(3), 1, "carrier-1"))
-    assert message.status is Status.sent
+    assert message.status is Status.SENT
 
 
 def test_outcome_unknown_on_the_last_part_sends_the_message() -> None:
     message = claimed().apply(OutcomeUnknown(at(2), 0, None))
 
-    assert message.status is Status.sent
+    assert message.status is Status.SENT
     assert kinds(message)[-2:] == ["outcome_unknown", "sent"]
 
 
@@ -438,7 +438,7 @@ def test_outcome_unknown_with_retry_past_expiry_counts_the_part_as_submitted() -
 
     message = message.apply(OutcomeUnknown(at(2), 0, message.expires_at + timedelta(seconds=1)))
 
-    assert message.status is Status.sent
+    assert message.status is Status.SENT
     assert message.parts[0].outcome_unknown
     assert message.error is None
 
@@ -447,9 +447,9 @@ def test_outcome_unknown_with_retry_past_expiry_counts_the_part_as_submitted() -
 
 
 def test_duplicate_receipt_changes_nothing_but_is_recorded() -> None:
-    message = sent(segments=2).apply(PartReceipt(at(5), 0, ReceiptOutcome.delivered))
+    message = sent(segments=2).apply(PartReceipt(at(5), 0, ReceiptOutcome.DELIVERED))
 
-    after = message.apply(PartReceipt(at(6), 0, ReceiptOutcome.undelivered))
+    after = message.apply(PartReceipt(at(6), 0, ReceiptOutcome.UNDELIVERED))
 
     assert after.status is message.status
     assert after.parts == message.parts
@@ -462,7 +462,7 @@ def test_duplicate_receipt_changes_nothing_but_is_recorded() -> None:
 def test_late_receipt_on_a_final_message_is_recorded_and_status_unchanged(final: Status) -> None:
     message = message_in(final)
 
-    after = message.apply(PartReceipt(at(60), 0, ReceiptOutcome.rejected))
+    after = message.apply(PartReceipt(at(60), 0, ReceiptOutcome.REJECTED))
 
     assert after.status is final
     assert after.parts == message.parts
@@ -492,14 +492,14 @@ def test_expire_before_expiry_is_illegal() -> None:
         message.apply(Expire(message.expires_at - timedelta(microseconds=1)))
 
 
-@pytest.mark.parametrize("status", [Status.accepted, Status.retrying])
+@pytest.mark.parametrize("status", [Status.ACCEPTED, Status.RETRYING])
 def test_expire_after_expiry_fails_with_validity_expired(status: Status) -> None:
     message = message_in(status)
 
     message = message.apply(Expire(message.expires_at))
 
-    assert message.status is Status.failed
-    assert message.error == MessageError("validity_expired", FailureReason.validity_expired)
+    assert message.status is Status.FAILED
+    assert message.error == MessageError("validity_expired", FailureReason.VALIDITY_EXPIRED)
     assert message.next_attempt_at is None
     assert message.timeline[-1].kind == "failed"
 
@@ -519,9 +519,9 @@ NAIVE = datetime(2025, 1, 15, 10, 0)  # naive on purpose
         lambda: SubmitFailed(T0, "carrier_throttled", None, NAIVE),
         lambda: OutcomeUnknown(NAIVE, 0, None),
         lambda: OutcomeUnknown(T0, 0, NAIVE),
-        lambda: PartReceipt(NAIVE, 0, ReceiptOutcome.delivered),
+        lambda: PartReceipt(NAIVE, 0, ReceiptOutcome.DELIVERED),
         lambda: Expire(NAIVE),
-        lambda: TimelineEntry(0, NAIVE, "accepted", Status.accepted),
+        lambda: TimelineEntry(0, NAIVE, "accepted", Status.ACCEPTED),
         lambda: Part(0, submitted_at=NAIVE),
         lambda: schedule_retry(claimed(), NAIVE, RetryPolicy(), 0.0),
     ],
@@ -558,7 +558,7 @@ def test_timeline_never_goes_backwards_with_skewed_clocks() -> None:
     # A second worker's clock runs a minute behind.
     message = message.apply(PartSubmitted(at(-59), 0, "carrier-0"))
     message = message.apply(PartSubmitted(at(3), 1, "carrier-1"))
-    message = message.apply(PartReceipt(at(-30), 1, ReceiptOutcome.delivered))
+    message = message.apply(PartReceipt(at(-30), 1, ReceiptOutcome.DELIVERED))
 
     times = [entry.at for entry in message.timeline]
     assert times == sorted(times)
@@ -584,7 +584,7 @@ def test_content_never_appears_in_repr_timeline_or_errors() -> None:
         for _key, value in entry.detail:
             assert not (isinstance(value, str) and OTP in value)
     with pytest.raises(IllegalTransition) as excinfo:
-        message.apply(PartReceipt(at(3), 1, ReceiptOutcome.delivered))
+        message.apply(PartReceipt(at(3), 1, ReceiptOutcome.DELIVERED))
     error = excinfo.value
     assert OTP not in str(error)
     assert OTP not in repr(error)
@@ -593,7 +593,7 @@ def test_content_never_appears_in_repr_timeline_or_errors() -> None:
 
 def test_timeline_detail_refuses_non_scalar_values() -> None:
     with pytest.raises(InvalidArgument):
-        TimelineEntry(0, T0, "accepted", Status.accepted, detail=(("content", ["x"]),))  # type: ignore[arg-type]
+        TimelineEntry(0, T0, "accepted", Status.ACCEPTED, detail=(("content", ["x"]),))  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- the table

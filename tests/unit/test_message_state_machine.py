@@ -37,10 +37,10 @@ T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 OTP = "739105"
 
 _SEVERITY = {
-    PartStatus.delivered: 0,
-    PartStatus.expired: 1,
-    PartStatus.undelivered: 2,
-    PartStatus.rejected: 3,
+    PartStatus.DELIVERED: 0,
+    PartStatus.EXPIRED: 1,
+    PartStatus.UNDELIVERED: 2,
+    PartStatus.REJECTED: 3,
 }
 
 steps = st.integers(-300, 900)  # seconds; negative = this host's clock is behind
@@ -49,7 +49,7 @@ part_indexes = st.integers(0, 4)  # may point past the message's parts
 retry_delays = st.one_of(st.integers(0, 600), st.integers(-60, 3600), st.none())
 outcomes = st.sampled_from(ReceiptOutcome)
 # Weighted towards `delivered` so multipart messages reach the delivered fold too.
-likely_outcomes = st.one_of(st.just(ReceiptOutcome.delivered), outcomes)
+likely_outcomes = st.one_of(st.just(ReceiptOutcome.DELIVERED), outcomes)
 error_codes = st.sampled_from(["carrier_throttled", "carrier_rejected", "attempts_exhausted"])
 
 
@@ -124,7 +124,7 @@ class MessageLifecycle(RuleBasedStateMachine):
         assert len(after.timeline) > len(before.timeline)
         assert after.attempts >= before.attempts
         for old, new in zip(before.parts, after.parts, strict=True):
-            if old.status is not PartStatus.pending:
+            if old.status is not PartStatus.PENDING:
                 assert new.carrier_message_id == old.carrier_message_id
             if old.is_final:
                 assert new == old
@@ -171,19 +171,19 @@ class MessageLifecycle(RuleBasedStateMachine):
 
     # ------------------------------------------------------------------ aimed at legal moves
 
-    @precondition(lambda self: self.message.status is Status.submitting)
+    @precondition(lambda self: self.message.status is Status.SUBMITTING)
     @rule(step=steps, pick=st.integers(0, 3))
     def submit_a_pending_part(self, step: int, pick: int) -> None:
         pending = self.message.pending_part_indexes
         self.apply(PartSubmitted(self.tick(step), pending[pick % len(pending)], self.carrier_id()))
 
-    @precondition(lambda self: any(p.status is not PartStatus.pending for p in self.message.parts))
+    @precondition(lambda self: any(p.status is not PartStatus.PENDING for p in self.message.parts))
     @rule(step=steps, pick=st.integers(0, 3), outcome=likely_outcomes)
     def receipt_for_a_submitted_part(self, step: int, pick: int, outcome: ReceiptOutcome) -> None:
-        candidates = [p.index for p in self.message.parts if p.status is not PartStatus.pending]
+        candidates = [p.index for p in self.message.parts if p.status is not PartStatus.PENDING]
         self.apply(PartReceipt(self.tick(step), candidates[pick % len(candidates)], outcome))
 
-    @precondition(lambda self: self.message.status in (Status.accepted, Status.retrying))
+    @precondition(lambda self: self.message.status in (Status.ACCEPTED, Status.RETRYING))
     @rule(step=st.integers(0, 120))
     def claim_soon(self, step: int) -> None:
         self.apply(Claim(self.tick(step), "route_a"))
@@ -208,23 +208,23 @@ class MessageLifecycle(RuleBasedStateMachine):
     def parts_fold_consistently(self) -> None:
         message = self.message
         parts = message.parts
-        if message.status is Status.delivered:
-            assert all(p.status is PartStatus.delivered for p in parts)
-        if message.is_final and message.status is not Status.failed:
+        if message.status is Status.DELIVERED:
+            assert all(p.status is PartStatus.DELIVERED for p in parts)
+        if message.is_final and message.status is not Status.FAILED:
             worst = max(parts, key=lambda p: _SEVERITY[p.status])
             assert message.status.value == worst.status.value
-        if message.status is Status.sent:
+        if message.status is Status.SENT:
             assert not message.pending_part_indexes
-        if message.status in (Status.accepted, Status.submitting, Status.retrying):
+        if message.status in (Status.ACCEPTED, Status.SUBMITTING, Status.RETRYING):
             assert message.pending_part_indexes, "an unsent message has something to send"
 
     @invariant()
     def retry_time_and_error_match_the_status(self) -> None:
         message = self.message
-        assert (message.next_attempt_at is not None) == (message.status is Status.retrying)
-        ended_badly = message.is_final and message.status is not Status.delivered
+        assert (message.next_attempt_at is not None) == (message.status is Status.RETRYING)
+        ended_badly = message.is_final and message.status is not Status.DELIVERED
         assert (message.error is not None) == ended_badly
-        if message.status in (Status.submitting, Status.retrying, Status.sent):
+        if message.status in (Status.SUBMITTING, Status.RETRYING, Status.SENT):
             assert message.attempts >= 1
 
     @invariant()

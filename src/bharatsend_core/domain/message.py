@@ -72,45 +72,45 @@ class Status(enum.StrEnum):
     """Where a message is in its life; the values are the API's status strings."""
 
     #: Persisted and reserved, waiting for a dispatch worker.
-    accepted = "accepted"
+    ACCEPTED = "accepted"
     #: A worker has claimed it and is writing ``submit_sm`` PDUs.
-    submitting = "submitting"
+    SUBMITTING = "submitting"
     #: The carrier acknowledged every part; waiting for delivery receipts.
-    sent = "sent"
+    SENT = "sent"
     #: Every part reached the handset.
-    delivered = "delivered"
+    DELIVERED = "delivered"
     #: The carrier gave up on at least one part (UNDELIV, DELETED, UNKNOWN).
-    undelivered = "undelivered"
+    UNDELIVERED = "undelivered"
     #: The carrier's validity period ran out for at least one part.
-    expired = "expired"
+    EXPIRED = "expired"
     #: The carrier or operator refused at least one part (e.g. DLT scrubbing).
-    rejected = "rejected"
+    REJECTED = "rejected"
     #: A transient submit failure; the next attempt is scheduled.
-    retrying = "retrying"
+    RETRYING = "retrying"
     #: Permanently failed before the carrier took the whole message.
-    failed = "failed"
+    FAILED = "failed"
 
 
 #: Absorbing statuses: once here, a message never changes status again.
 FINAL_STATUSES: frozenset[Status] = frozenset(
-    {Status.delivered, Status.undelivered, Status.expired, Status.rejected, Status.failed}
+    {Status.DELIVERED, Status.UNDELIVERED, Status.EXPIRED, Status.REJECTED, Status.FAILED}
 )
 
 
 class PartStatus(enum.StrEnum):
     """Where one part (one ``submit_sm``) is; a message folds its parts' states."""
 
-    pending = "pending"
-    submitted = "submitted"
-    delivered = "delivered"
-    undelivered = "undelivered"
-    expired = "expired"
-    rejected = "rejected"
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
 
     @property
     def is_final(self) -> bool:
         """True once a final receipt has settled the part (no later receipt changes it)."""
-        return self not in (PartStatus.pending, PartStatus.submitted)
+        return self not in (PartStatus.PENDING, PartStatus.SUBMITTED)
 
 
 class ReceiptOutcome(enum.StrEnum):
@@ -122,34 +122,34 @@ class ReceiptOutcome(enum.StrEnum):
     all normalise to ``undelivered``.
     """
 
-    enroute = "enroute"
-    buffered = "buffered"
-    delivered = "delivered"
-    undelivered = "undelivered"
-    expired = "expired"
-    rejected = "rejected"
+    ENROUTE = "enroute"
+    BUFFERED = "buffered"
+    DELIVERED = "delivered"
+    UNDELIVERED = "undelivered"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
 
     @property
     def is_final(self) -> bool:
         """True when the receipt settles the part; intermediate ones are only recorded."""
-        return self not in (ReceiptOutcome.enroute, ReceiptOutcome.buffered)
+        return self not in (ReceiptOutcome.ENROUTE, ReceiptOutcome.BUFFERED)
 
 
 class FailureReason(enum.StrEnum):
     """Why a message ended without delivery; reports and webhooks group by it."""
 
     #: A part's final receipt said UNDELIV/DELETED/UNKNOWN.
-    undelivered = "undelivered"
+    UNDELIVERED = "undelivered"
     #: A part's final receipt said EXPIRED (the carrier's validity ran out).
-    expired = "expired"
+    EXPIRED = "expired"
     #: A part's final receipt said REJECTD.
-    rejected = "rejected"
+    REJECTED = "rejected"
     #: A permanent submit error: the carrier never took the whole message.
-    failed_before_submit = "failed_before_submit"
+    FAILED_BEFORE_SUBMIT = "failed_before_submit"
     #: Our own validity window closed before the message could be sent.
-    validity_expired = "validity_expired"
+    VALIDITY_EXPIRED = "validity_expired"
     #: The retry policy ran out of attempts.
-    attempts_exhausted = "attempts_exhausted"
+    ATTEMPTS_EXHAUSTED = "attempts_exhausted"
 
 
 # --------------------------------------------------------------------------- validators
@@ -244,7 +244,7 @@ class Part:
 
     #: 0-based position of the segment in the concatenated message.
     index: int = field(validator=_index)
-    status: PartStatus = field(default=PartStatus.pending, converter=PartStatus)
+    status: PartStatus = field(default=PartStatus.PENDING, converter=PartStatus)
     #: The ``message_id`` from ``submit_sm_resp``; receipts are matched on it.
     carrier_message_id: str | None = field(default=None, validator=_optional_non_empty_str)
     submitted_at: datetime | None = field(default=None, validator=_optional_aware)
@@ -395,7 +395,7 @@ _EVENT_TYPES: tuple[type, ...] = (
 # --------------------------------------------------------------------------- the table
 
 _S = Status
-_FOLDED = frozenset({_S.sent, _S.delivered, _S.undelivered, _S.expired, _S.rejected})
+_FOLDED = frozenset({_S.SENT, _S.DELIVERED, _S.UNDELIVERED, _S.EXPIRED, _S.REJECTED})
 
 
 def _table(
@@ -415,25 +415,25 @@ def _table(
 #: accept only :class:`PartReceipt`, as a recorded no-op.
 TRANSITIONS: Mapping[Status, Mapping[str, frozenset[Status]]] = _table(
     {
-        _S.accepted: {
-            Claim: frozenset({_S.submitting}),
-            Expire: frozenset({_S.failed}),
+        _S.ACCEPTED: {
+            Claim: frozenset({_S.SUBMITTING}),
+            Expire: frozenset({_S.FAILED}),
         },
-        _S.submitting: {
-            PartSubmitted: frozenset({_S.submitting, _S.sent}),
-            SubmitFailed: frozenset({_S.retrying, _S.failed}),
-            OutcomeUnknown: frozenset({_S.submitting, _S.sent, _S.retrying}),
+        _S.SUBMITTING: {
+            PartSubmitted: frozenset({_S.SUBMITTING, _S.SENT}),
+            SubmitFailed: frozenset({_S.RETRYING, _S.FAILED}),
+            OutcomeUnknown: frozenset({_S.SUBMITTING, _S.SENT, _S.RETRYING}),
             # A part submitted earlier in this attempt may get its receipt
             # before the other parts' submit responses arrive.
-            PartReceipt: frozenset({_S.submitting}),
+            PartReceipt: frozenset({_S.SUBMITTING}),
         },
-        _S.retrying: {
-            Claim: frozenset({_S.submitting}),
-            Expire: frozenset({_S.failed}),
+        _S.RETRYING: {
+            Claim: frozenset({_S.SUBMITTING}),
+            Expire: frozenset({_S.FAILED}),
             # Parts submitted before the failure keep receiving receipts.
-            PartReceipt: frozenset({_S.retrying}),
+            PartReceipt: frozenset({_S.RETRYING}),
         },
-        _S.sent: {
+        _S.SENT: {
             PartReceipt: _FOLDED,
         },
         # Iterate Status, not the frozenset, so the table's order is stable.
@@ -448,7 +448,7 @@ def state_diagram() -> str:
     Generated rather than hand-drawn so the docs can never disagree with the
     code. Edges with several events are labelled with all of them.
     """
-    lines = ["stateDiagram-v2", f"    [*] --> {Status.accepted.value}"]
+    lines = ["stateDiagram-v2", f"    [*] --> {Status.ACCEPTED.value}"]
     for source, row in TRANSITIONS.items():  # the table's order reads as a lifecycle
         edges: dict[Status, list[str]] = {}
         for event_name, targets in row.items():
@@ -467,25 +467,25 @@ def state_diagram() -> str:
 # Worst part state wins the fold (DESIGN: "its final state otherwise follows the worst part").
 _SEVERITY: Mapping[PartStatus, int] = MappingProxyType(
     {
-        PartStatus.delivered: 0,
-        PartStatus.expired: 1,
-        PartStatus.undelivered: 2,
-        PartStatus.rejected: 3,
+        PartStatus.DELIVERED: 0,
+        PartStatus.EXPIRED: 1,
+        PartStatus.UNDELIVERED: 2,
+        PartStatus.REJECTED: 3,
     }
 )
 _OUTCOME_PART: Mapping[ReceiptOutcome, PartStatus] = MappingProxyType(
     {
-        ReceiptOutcome.delivered: PartStatus.delivered,
-        ReceiptOutcome.undelivered: PartStatus.undelivered,
-        ReceiptOutcome.expired: PartStatus.expired,
-        ReceiptOutcome.rejected: PartStatus.rejected,
+        ReceiptOutcome.DELIVERED: PartStatus.DELIVERED,
+        ReceiptOutcome.UNDELIVERED: PartStatus.UNDELIVERED,
+        ReceiptOutcome.EXPIRED: PartStatus.EXPIRED,
+        ReceiptOutcome.REJECTED: PartStatus.REJECTED,
     }
 )
 # Codes the service passes in SubmitFailed when *it* gave up rather than the carrier.
 _GIVE_UP_REASONS: Mapping[str, FailureReason] = MappingProxyType(
     {
-        FailureReason.attempts_exhausted.value: FailureReason.attempts_exhausted,
-        FailureReason.validity_expired.value: FailureReason.validity_expired,
+        FailureReason.ATTEMPTS_EXHAUSTED.value: FailureReason.ATTEMPTS_EXHAUSTED,
+        FailureReason.VALIDITY_EXPIRED.value: FailureReason.VALIDITY_EXPIRED,
     }
 )
 
@@ -600,7 +600,7 @@ class Message:
             sequence=0,
             at=now,
             kind="accepted",
-            status=Status.accepted,
+            status=Status.ACCEPTED,
             detail=(("segments", segments), ("encoding", encoding), ("length", len(content))),
         )
         return cls(
@@ -616,7 +616,7 @@ class Message:
             encoding=encoding,
             segments=segments,
             parts=tuple(Part(i) for i in range(segments)),
-            status=Status.accepted,
+            status=Status.ACCEPTED,
             expires_at=now + validity,
             created_at=now,
             updated_at=now,
@@ -635,7 +635,7 @@ class Message:
     @property
     def pending_part_indexes(self) -> tuple[int, ...]:
         """Indexes of the parts a (re)submission must send; submitted parts are never resent."""
-        return tuple(p.index for p in self.parts if p.status is PartStatus.pending)
+        return tuple(p.index for p in self.parts if p.status is PartStatus.PENDING)
 
     # ------------------------------------------------------------------ transitions
 
@@ -699,7 +699,7 @@ class Message:
                 f"message {self.id} expired at {self.expires_at.isoformat()}; apply Expire instead",
             )
         attempt = self.attempts + 1
-        step.status = Status.submitting
+        step.status = Status.SUBMITTING
         step.changes.update(attempts=attempt, route=event.route, next_attempt_at=None)
         step.record(
             "claimed",
@@ -710,7 +710,7 @@ class Message:
 
     def _on_part_submitted(self, event: PartSubmitted, step: _Step) -> None:
         part = self.parts[event.index]
-        if part.status is not PartStatus.pending:
+        if part.status is not PartStatus.PENDING:
             raise self._illegal(
                 "PartSubmitted",
                 f"PartSubmitted in status {self.status}: part {event.index} of message "
@@ -718,7 +718,7 @@ class Message:
             )
         step.parts[event.index] = attrs.evolve(
             part,
-            status=PartStatus.submitted,
+            status=PartStatus.SUBMITTED,
             carrier_message_id=event.carrier_message_id,
             submitted_at=step.at,
         )
@@ -739,18 +739,18 @@ class Message:
             pending=len(self.pending_part_indexes),
         )
         if event.retry_at is None:
-            reason = _GIVE_UP_REASONS.get(event.error_code, FailureReason.failed_before_submit)
+            reason = _GIVE_UP_REASONS.get(event.error_code, FailureReason.FAILED_BEFORE_SUBMIT)
             step.fail(MessageError(event.error_code, reason, event.carrier_code))
         elif event.retry_at >= self.expires_at:
             step.fail(
-                MessageError("validity_expired", FailureReason.validity_expired, event.carrier_code)
+                MessageError("validity_expired", FailureReason.VALIDITY_EXPIRED, event.carrier_code)
             )
         else:
             step.schedule_retry(event.retry_at)
 
     def _on_outcome_unknown(self, event: OutcomeUnknown, step: _Step) -> None:
         part = self.parts[event.index]
-        if part.status is not PartStatus.pending:
+        if part.status is not PartStatus.PENDING:
             raise self._illegal(
                 "OutcomeUnknown",
                 f"OutcomeUnknown in status {self.status}: part {event.index} of message "
@@ -765,7 +765,7 @@ class Message:
             step.schedule_retry(retry_at)
             return
         step.parts[event.index] = attrs.evolve(
-            part, status=PartStatus.submitted, submitted_at=step.at, outcome_unknown=True
+            part, status=PartStatus.SUBMITTED, submitted_at=step.at, outcome_unknown=True
         )
         step.record(
             "outcome_unknown",
@@ -786,7 +786,7 @@ class Message:
             )
             return
         part = self.parts[event.index]
-        if part.status is PartStatus.pending:
+        if part.status is PartStatus.PENDING:
             # The receipt overtook the submit response; the service parks it.
             raise self._illegal(
                 "PartReceipt",
@@ -824,7 +824,7 @@ class Message:
                 f"Expire before expiry in status {self.status}: message {self.id} "
                 f"is valid until {self.expires_at.isoformat()}",
             )
-        step.fail(MessageError("validity_expired", FailureReason.validity_expired))
+        step.fail(MessageError("validity_expired", FailureReason.VALIDITY_EXPIRED))
 
 
 class _Step:
@@ -865,33 +865,33 @@ class _Step:
         )
 
     def fail(self, error: MessageError) -> None:
-        self.status = Status.failed
+        self.status = Status.FAILED
         self.changes.update(error=error, next_attempt_at=None)
         self.record(
             "failed", code=error.code, reason=error.reason.value, carrier_code=error.carrier_code
         )
 
     def schedule_retry(self, retry_at: datetime) -> None:
-        self.status = Status.retrying
+        self.status = Status.RETRYING
         self.changes["next_attempt_at"] = retry_at
         self.record(
             "retry_scheduled",
             retry_at=retry_at.isoformat(),
             attempt=self.message.attempts,
-            pending=sum(p.status is PartStatus.pending for p in self.parts),
+            pending=sum(p.status is PartStatus.PENDING for p in self.parts),
         )
 
     def settle(self) -> None:
         """Move to ``sent`` once no part is pending, then fold once every part is final."""
-        if self.status is Status.submitting and all(
-            p.status is not PartStatus.pending for p in self.parts
+        if self.status is Status.SUBMITTING and all(
+            p.status is not PartStatus.PENDING for p in self.parts
         ):
-            self.status = Status.sent
+            self.status = Status.SENT
             self.record("sent", parts=len(self.parts), attempt=self.message.attempts)
-        if self.status is Status.sent and all(p.is_final for p in self.parts):
+        if self.status is Status.SENT and all(p.is_final for p in self.parts):
             worst = max(self.parts, key=lambda p: _SEVERITY[p.status])
             self.status = Status(worst.status.value)
-            if self.status is Status.delivered:
+            if self.status is Status.DELIVERED:
                 self.record("delivered", parts=len(self.parts))
                 return
             error = MessageError(
