@@ -78,7 +78,6 @@ def test_parsed_number_carries_every_canonical_form() -> None:
     number = parse_phone("+91 98765 43210")
     assert number == PhoneNumber(
         e164="+919876543210",
-        national="098765 43210",
         region="IN",
         country_code=91,
         national_number="9876543210",
@@ -254,7 +253,6 @@ def test_phone_number_refuses_inconsistent_fields() -> None:
     with pytest.raises(InvalidArgument):
         PhoneNumber(
             e164="+919876543210",
-            national="098765 43210",
             region="IN",
             country_code=91,
             national_number="9876543211",
@@ -267,7 +265,6 @@ def test_phone_number_refuses_a_non_e164_string() -> None:
     with pytest.raises(InvalidArgument):
         PhoneNumber(
             e164="09876543210",
-            national="098765 43210",
             region="IN",
             country_code=91,
             national_number="9876543210",
@@ -293,6 +290,7 @@ def test_public_names_are_pinned() -> None:
     assert sorted(phone.__all__) == [
         "MAX_INPUT_LENGTH",
         "NumberType",
+        "OPERATOR_PREFIX_DIGITS",
         "PhoneNumber",
         "is_valid_indian_mobile",
         "parse_phone",
@@ -405,3 +403,37 @@ def test_parse_phone_raises_only_phone_errors_for_arbitrary_text(raw: str) -> No
     assert number.region == "IN"
     assert number.e164.isascii()
     assert is_valid_indian_mobile(raw)
+
+
+# ------------------------------------------------------------------ the fast path
+
+
+def _outcome(fn, raw):  # type: ignore[no-untyped-def]
+    try:
+        return fn(raw)
+    except (InvalidPhoneNumber, UnsupportedDestination) as e:
+        return (type(e), e.code)
+
+
+@given(
+    st.text(alphabet="0123456789 +-.()", max_size=20)
+    | st.builds(
+        lambda prefix, digits, sep: prefix + sep.join([digits[:5], digits[5:]]),
+        st.sampled_from(["", "+91", "+91 ", "91", "0", "0091 ", "(+91) ", "+(91)", "9 1", "+9 1"]),
+        st.text(alphabet="0123456789", min_size=10, max_size=10),
+        st.sampled_from(["", " ", "-", ".", ")(", "  "]),
+    )
+)
+def test_fast_path_gives_the_general_parsers_answer(raw: str) -> None:
+    fast = phone._fast_indian_mobile(raw.strip())
+    general = _outcome(lambda r: phone._parse_general(r, "IN", frozenset({"IN"})), raw)
+    if fast is not None:
+        assert fast == general
+    assert _outcome(parse_phone, raw) == general
+
+
+def test_operator_prefixes_fit_the_cache_key() -> None:
+    from phonenumbers.carrierdata import CARRIER_DATA
+
+    longest = max(len(k) for k in CARRIER_DATA if k.startswith("91"))
+    assert longest - 2 <= phone.OPERATOR_PREFIX_DIGITS

@@ -19,9 +19,29 @@ template literals instead.
     │   │   ├── InvalidContent              invalid_content
     │   │   ├── ContentTooLong              content_too_long
     │   │   └── DltViolation                every dlt_* code (DLT.md)
+    │   ├── AuthenticationError             401
+    │   │   └── InvalidApiKey               invalid_api_key (missing, malformed, revoked, expired)
+    │   ├── PaymentRequired                 402
+    │   │   └── InsufficientCredits         insufficient_credits
+    │   ├── PermissionDenied                403
+    │   │   ├── InsufficientScope           insufficient_scope
+    │   │   ├── TenantSuspended             tenant_suspended
+    │   │   └── SandboxOnly                 sandbox_only
+    │   ├── NotFound (LookupError)          404
+    │   │   ├── TenantNotFound              tenant_not_found
+    │   │   ├── MessageNotFound             message_not_found
+    │   │   ├── ApiKeyNotFound              api_key_not_found
+    │   │   ├── DltRecordNotFound           dlt_record_not_found
+    │   │   └── TransferNotFound            transfer_not_found
     │   └── ConflictError                   409
-    │       └── IllegalTransition           illegal_transition
-    └── RemoteError                         502: a carrier or receiver failed
+    │       ├── IllegalTransition           illegal_transition
+    │       ├── IdempotencyConflict         idempotency_conflict
+    │       ├── TransferConflict            transfer_conflict
+    │       └── AlreadyExists               already_exists
+    ├── RemoteError                         502: a carrier or receiver failed
+    └── ServerError                         5xx: our side or our infrastructure
+        ├── ConfigurationError              configuration_error (500)
+        └── StorageUnavailable              storage_unavailable (503)
 
 Abstract classes (the base and the branch classes) refuse to be instantiated,
 so every raised error has a concrete code.
@@ -36,8 +56,12 @@ from typing import Any, ClassVar
 
 __all__ = [
     "ERROR_CODES",
+    "AlreadyExists",
+    "ApiKeyNotFound",
+    "AuthenticationError",
     "BharatSendError",
     "ClientError",
+    "ConfigurationError",
     "ConflictError",
     "ContentTooLong",
     "DltChainInvalid",
@@ -53,6 +77,7 @@ __all__ = [
     "DltHeaderInvalid",
     "DltHeaderUnknown",
     "DltPromotionalWindow",
+    "DltRecordNotFound",
     "DltTemplateDoubleSpace",
     "DltTemplateForbiddenCharacter",
     "DltTemplateHeaderMismatch",
@@ -68,11 +93,26 @@ __all__ = [
     "DltVariableType",
     "DltViolation",
     "EmptyContent",
+    "IdempotencyConflict",
     "IllegalTransition",
+    "InsufficientCredits",
+    "InsufficientScope",
+    "InvalidApiKey",
     "InvalidArgument",
     "InvalidContent",
     "InvalidPhoneNumber",
+    "MessageNotFound",
+    "NotFound",
+    "PaymentRequired",
+    "PermissionDenied",
     "RemoteError",
+    "SandboxOnly",
+    "ServerError",
+    "StorageUnavailable",
+    "TenantNotFound",
+    "TenantSuspended",
+    "TransferConflict",
+    "TransferNotFound",
     "UnsupportedDestination",
     "ValidationError",
 ]
@@ -189,10 +229,131 @@ class IllegalTransition(ConflictError):
     code = "illegal_transition"
 
 
+class AuthenticationError(ClientError, abstract=True):
+    """The caller could not be identified."""
+
+    http_status = 401
+
+
+class InvalidApiKey(AuthenticationError):
+    """The API key is missing, malformed, unknown, revoked or expired (one answer for all)."""
+
+    code = "invalid_api_key"
+
+
+class PaymentRequired(ClientError, abstract=True):
+    """The request needs credits the tenant does not have."""
+
+    http_status = 402
+
+
+class InsufficientCredits(PaymentRequired):
+    """The tenant's available balance does not cover the message's price."""
+
+    code = "insufficient_credits"
+
+
+class PermissionDenied(ClientError, abstract=True):
+    """The caller is known but may not do this."""
+
+    http_status = 403
+
+
+class InsufficientScope(PermissionDenied):
+    """The API key lacks the scope this operation needs."""
+
+    code = "insufficient_scope"
+
+
+class TenantSuspended(PermissionDenied):
+    """The tenant is suspended and cannot send."""
+
+    code = "tenant_suspended"
+
+
+class SandboxOnly(PermissionDenied):
+    """A test key or sandbox tenant asked for something only live traffic may do."""
+
+    code = "sandbox_only"
+
+
+class NotFound(ClientError, LookupError, abstract=True):
+    """The resource does not exist (or belongs to another tenant: never confirmed)."""
+
+    http_status = 404
+
+
+class TenantNotFound(NotFound):
+    """No tenant with that id."""
+
+    code = "tenant_not_found"
+
+
+class MessageNotFound(NotFound):
+    """No message with that id for this tenant."""
+
+    code = "message_not_found"
+
+
+class ApiKeyNotFound(NotFound):
+    """No API key with that id for this tenant."""
+
+    code = "api_key_not_found"
+
+
+class DltRecordNotFound(NotFound):
+    """No DLT entity, header or template with that id for this tenant."""
+
+    code = "dlt_record_not_found"
+
+
+class TransferNotFound(NotFound):
+    """No ledger transfer with that id."""
+
+    code = "transfer_not_found"
+
+
+class IdempotencyConflict(ConflictError):
+    """The client_message_id was used before with a different request."""
+
+    code = "idempotency_conflict"
+
+
+class TransferConflict(ConflictError):
+    """A transfer id was used before with different fields, or its reservation is settled."""
+
+    code = "transfer_conflict"
+
+
+class AlreadyExists(ConflictError):
+    """A resource with that identity already exists."""
+
+    code = "already_exists"
+
+
 class RemoteError(BharatSendError, abstract=True):
     """A remote party (carrier, webhook receiver) failed; not the caller's fault."""
 
     http_status = 502
+
+
+class ServerError(BharatSendError, abstract=True):
+    """Our side failed: configuration or infrastructure. Not the caller's fault."""
+
+    http_status = 500
+
+
+class ConfigurationError(ServerError):
+    """A setting is missing or invalid; the message names the setting."""
+
+    code = "configuration_error"
+
+
+class StorageUnavailable(ServerError):
+    """The database could not be reached or did not answer; nothing was written. Retry."""
+
+    code = "storage_unavailable"
+    http_status = 503
 
 
 # --------------------------------------------------------------------------- DLT

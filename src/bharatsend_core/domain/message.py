@@ -490,6 +490,12 @@ _GIVE_UP_REASONS: Mapping[str, FailureReason] = MappingProxyType(
 )
 
 
+def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(value, MappingProxyType):
+        return value
+    return MappingProxyType(dict(value))
+
+
 def _phone(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not _E164_RE.match(value):
         raise InvalidArgument("phone must be an E.164 number such as +919812345678", field="phone")
@@ -549,6 +555,10 @@ class Message:
     sandbox: bool = False
     #: Higher goes first in the dispatch queue (OTPs over notifications).
     priority: int = 0
+    #: Paise reserved on the ledger when the message was accepted.
+    price_paise: int = field(default=0, validator=_non_negative_int)
+    #: The caller's small JSON object, echoed in status webhooks; never interpreted here.
+    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping, hash=False)
     timeline: tuple[TimelineEntry, ...] = ()
 
     @parts.validator
@@ -582,6 +592,8 @@ class Message:
         client_message_id: str | None = None,
         sandbox: bool = False,
         priority: int = 0,
+        price_paise: int = 0,
+        metadata: Mapping[str, Any] | None = None,
     ) -> Message:
         """A freshly accepted message: status ``accepted``, all parts pending, one timeline entry.
 
@@ -622,6 +634,8 @@ class Message:
             updated_at=now,
             sandbox=sandbox,
             priority=priority,
+            price_paise=price_paise,
+            metadata=metadata or {},
             timeline=(entry,),
         )
 

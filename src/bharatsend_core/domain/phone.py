@@ -20,6 +20,7 @@ they are safe to log.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 import unicodedata
 from typing import Final
@@ -36,6 +37,7 @@ from bharatsend_core.domain.errors import (
 
 __all__ = [
     "MAX_INPUT_LENGTH",
+    "OPERATOR_PREFIX_DIGITS",
     "NumberType",
     "PhoneNumber",
     "is_valid_indian_mobile",
@@ -132,8 +134,6 @@ class PhoneNumber:
 
     #: "+919876543210": the canonical form, used as the storage key.
     e164: str = field(validator=_check_e164)
-    #: National format as phonenumbers renders it, e.g. "098765 43210", for display.
-    national: str
     #: ISO 3166-1 region code, e.g. "IN" ("001" for non-geographic numbers).
     region: str
     #: Country calling code, e.g. 91.
@@ -151,6 +151,23 @@ class PhoneNumber:
             raise InvalidArgument(
                 "e164 must equal '+' + country_code + national_number", field="e164"
             )
+
+    @functools.cached_property
+    def national(self) -> str:
+        """National format as phonenumbers renders it, e.g. "098765 43210", for display.
+
+        Computed on first use: it is presentation only, and formatting costs
+        more than the rest of parsing on the fast path.
+        """
+        number = phonenumbers.PhoneNumber(
+            country_code=self.country_code, national_number=int(self.national_number)
+        )
+        if self.national_number.startswith("0"):
+            number.italian_leading_zero = True
+            number.number_of_leading_zeros = len(self.national_number) - len(
+                self.national_number.lstrip("0")
+            )
+        return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
 
     @property
     def msisdn(self) -> str:
@@ -241,6 +258,99 @@ def _is_invisible(ch: str) -> bool:
     return unicodedata.category(ch) == "Cf"
 
 
+# The fast path: most traffic is an Indian mobile typed in one of a few plain
+# ASCII forms. For those we skip phonenumbers' general parser and check the
+# national number against phonenumbers' own metadata pattern for Indian
+# mobiles, so the answer is the same (a property test compares both paths).
+_IN_METADATA: Final = phonenumbers.PhoneMetadata.metadata_for_region("IN")
+
+
+def _desc_pattern(desc: phonenumbers.PhoneNumberDesc | None) -> re.Pattern[str] | None:
+    if desc is None or desc.national_number_pattern is None:
+        return None
+    return re.compile(desc.national_number_pattern)
+
+
+assert _IN_METADATA is not None
+_IN_GENERAL: Final = _desc_pattern(_IN_METADATA.general_desc)
+_IN_MOBILE: Final = _desc_pattern(_IN_METADATA.mobile)
+_IN_FIXED: Final = _desc_pattern(_IN_METADATA.fixed_line)
+# phonenumbers tries these types before fixed line and mobile; a number matching
+# one of them takes the general path, which classifies it.
+_IN_SPECIAL: Final = tuple(
+    p
+    for p in (
+        _desc_pattern(getattr(_IN_METADATA, name))
+        for name in (
+            "premium_rate",
+            "toll_free",
+            "shared_cost",
+            "voip",
+            "personal_number",
+            "pager",
+            "uan",
+            "voicemail",
+        )
+    )
+    if p is not None
+)
+_FAST_STRIP: Final = str.maketrans("", "", " -.()")
+_FAST_FORM: Final = re.compile(r"(?:\+91|0091|91|0)?([6-9][0-9]{9})")
+#: phonenumbers' carrier data for +91 uses prefixes of at most 7 characters
+#: ("91" + 5 digits), so the series operator depends on 5 national digits only.
+OPERATOR_PREFIX_DIGITS: Final = 5
+
+
+@functools.lru_cache(maxsize=100_000)
+def _indian_series_operator(series: str) -> str | None:
+    number = phonenumbers.PhoneNumber(country_code=91, national_number=int(series + "00000"))
+    return carrier.name_for_number(number, "en") or None
+
+
+def _fast_indian_mobile(raw: str) -> PhoneNumber | None:
+    """The value for a plainly written Indian mobile, or None to take the general path."""
+    if not raw.isascii() or raw.count("+") > 1:
+        return None
+    compact = raw.translate(_FAST_STRIP)
+    m = _FAST_FORM.fullmatch(compact)
+    if m is None or ("+" in raw and not raw.lstrip(" (").startswith("+")):
+        return None
+    if not _balanced_parentheses(raw):
+        return None
+    national = m.group(1)
+    if (
+        _IN_GENERAL is None
+        or _IN_MOBILE is None
+        or not _IN_GENERAL.fullmatch(national)
+        or not _IN_MOBILE.fullmatch(national)
+        or any(p.fullmatch(national) for p in _IN_SPECIAL)
+    ):
+        return None
+    also_fixed = _IN_FIXED is not None and _IN_FIXED.fullmatch(national) is not None
+    return PhoneNumber(
+        e164="+91" + national,
+        region="IN",
+        country_code=91,
+        national_number=national,
+        number_type=NumberType.FIXED_LINE_OR_MOBILE if also_fixed else NumberType.MOBILE,
+        operator=_indian_series_operator(national[:OPERATOR_PREFIX_DIGITS]),
+    )
+
+
+def _balanced_parentheses(raw: str) -> bool:
+    depth = 0
+    for ch in raw:
+        if ch == "(":
+            depth += 1
+            if depth > 1:
+                return False
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
 def parse_phone(
     raw: str,
     *,
@@ -271,7 +381,16 @@ def parse_phone(
     candidate: object = raw
     if not isinstance(candidate, str):
         raise _invalid("phone number must be text", "not_text")
-    text = _clean(candidate)
+    if default_region == "IN" and "IN" in allowed_regions and len(raw) <= MAX_INPUT_LENGTH:
+        fast = _fast_indian_mobile(raw.strip())
+        if fast is not None:
+            return fast
+    return _parse_general(candidate, default_region, allowed_regions)
+
+
+def _parse_general(raw: str, default_region: str, allowed_regions: frozenset[str]) -> PhoneNumber:
+    """Any number in any region, through phonenumbers' full parser."""
+    text = _clean(raw)
     try:
         parsed = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
@@ -317,7 +436,6 @@ def parse_phone(
 
     return PhoneNumber(
         e164=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164),
-        national=phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL),
         region=region,
         country_code=number.country_code or 0,
         national_number=national_number,

@@ -1,0 +1,475 @@
+"""In-memory storage: the sandbox's database and the host application's test kit.
+
+Same contract as the SQL adapters (``tests/contract`` runs the same cases).
+Transactions are serialised by one lock held from the start of a unit of work
+to its end (the strongest isolation, and plenty for one process); writes go
+straight into the dictionaries and an undo journal puts them back on rollback.
+Values are frozen domain objects, so sharing them between readers is safe.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from attrs import define, evolve
+from attrs import field as attr_field
+
+from bharatsend_core.domain.dlt import Entity, Header, Template
+from bharatsend_core.domain.errors import (
+    AlreadyExists,
+    ApiKeyNotFound,
+    DltRecordNotFound,
+    MessageNotFound,
+    TenantNotFound,
+    TransferConflict,
+)
+from bharatsend_core.domain.keys import ApiKey
+from bharatsend_core.domain.ledger import (
+    REVENUE_ACCOUNT,
+    TOPUPS_ACCOUNT,
+    AccountBalance,
+    Transfer,
+    TransferKind,
+    apply_effects,
+    effects,
+    same_transfer,
+)
+from bharatsend_core.domain.message import Message
+from bharatsend_core.domain.tenants import Tenant
+from bharatsend_core.ports.storage import (
+    DispatchClaim,
+    DuplicateClientMessageId,
+    MessageSummary,
+    TemplateVersion,
+    WhitelistKind,
+)
+
+__all__ = ["MemoryStorage"]
+
+_MISSING: Any = object()
+
+
+@define
+class _Row:
+    message_id: str
+    tenant_id: str
+    due_at: datetime
+    priority: int
+    owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+@define
+class _Data:
+    tenants: dict[str, Tenant] = attr_field(factory=dict)
+    keys: dict[str, ApiKey] = attr_field(factory=dict)
+    entities: dict[tuple[str, str], Entity] = attr_field(factory=dict)
+    headers: dict[tuple[str, str], Header] = attr_field(factory=dict)
+    templates: dict[tuple[str, str], Template] = attr_field(factory=dict)
+    versions: dict[tuple[str, str], list[TemplateVersion]] = attr_field(factory=dict)
+    whitelist: dict[tuple[str, str, str], bool] = attr_field(factory=dict)
+    messages: dict[str, tuple[Message, str | None]] = attr_field(factory=dict)
+    client_ids: dict[tuple[str, str], str] = attr_field(factory=dict)
+    accounts: dict[str, AccountBalance] = attr_field(factory=dict)
+    account_tenants: dict[str, str | None] = attr_field(factory=dict)
+    transfers: list[Transfer] = attr_field(factory=list)
+    transfer_seq: dict[str, int] = attr_field(factory=dict)
+    settlements: dict[str, str] = attr_field(factory=dict)
+    refunds: dict[str, str] = attr_field(factory=dict)
+    dispatch: dict[str, _Row] = attr_field(factory=dict)
+
+
+class _Journal:
+    """Undo log of one unit of work."""
+
+    def __init__(self) -> None:
+        self._undo: list[Callable[[], None]] = []
+
+    def set(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
+        old = mapping.get(key, _MISSING)
+        self._undo.append(lambda: self._restore(mapping, key, old))
+        mapping[key] = value
+
+    def delete(self, mapping: dict[Any, Any], key: Any) -> None:
+        old = mapping.pop(key)
+        self._undo.append(lambda: mapping.__setitem__(key, old))
+
+    def append(self, items: list[Any], value: Any) -> None:
+        items.append(value)
+        self._undo.append(items.pop)
+
+    @staticmethod
+    def _restore(mapping: dict[Any, Any], key: Any, old: Any) -> None:
+        if old is _MISSING:
+            mapping.pop(key, None)
+        else:
+            mapping[key] = old
+
+    def rollback(self) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    def forget(self) -> None:
+        self._undo.clear()
+
+
+class _Repo:
+    def __init__(self, data: _Data, journal: _Journal) -> None:
+        self._d = data
+        self._j = journal
+
+
+class _Tenants(_Repo):
+    def add(self, tenant: Tenant) -> None:
+        if tenant.id in self._d.tenants:
+            raise AlreadyExists(f"tenant {tenant.id} already exists", field="id")
+        self._j.set(self._d.tenants, tenant.id, tenant)
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        return self._d.tenants.get(tenant_id)
+
+    def update(self, tenant: Tenant) -> None:
+        stored = self._d.tenants.get(tenant.id)
+        if stored is None:
+            raise TenantNotFound(f"no tenant {tenant.id}", field="tenant_id")
+        self._j.set(self._d.tenants, tenant.id, evolve(tenant, dlt_version=stored.dlt_version))
+
+    def bump_dlt_version(self, tenant_id: str) -> int:
+        stored = self._d.tenants.get(tenant_id)
+        if stored is None:
+            raise TenantNotFound(f"no tenant {tenant_id}", field="tenant_id")
+        self._j.set(self._d.tenants, tenant_id, evolve(stored, dlt_version=stored.dlt_version + 1))
+        return stored.dlt_version + 1
+
+    def list(self) -> Sequence[Tenant]:
+        return sorted(self._d.tenants.values(), key=lambda t: (t.created_at, t.id))
+
+
+class _Keys(_Repo):
+    def add(self, key: ApiKey) -> None:
+        if key.id in self._d.keys:
+            raise AlreadyExists(f"API key {key.id} already exists", field="id")
+        self._j.set(self._d.keys, key.id, key)
+
+    def get(self, key_id: str) -> ApiKey | None:
+        return self._d.keys.get(key_id)
+
+    def list(self, tenant_id: str) -> Sequence[ApiKey]:
+        keys = [k for k in self._d.keys.values() if k.tenant_id == tenant_id]
+        return sorted(keys, key=lambda k: (k.created_at, k.id))
+
+    def update(self, key: ApiKey) -> None:
+        if key.id not in self._d.keys:
+            raise ApiKeyNotFound(f"no API key {key.id}", field="key_id")
+        self._j.set(self._d.keys, key.id, key)
+
+
+class _Dlt(_Repo):
+    def add_entity(self, tenant_id: str, entity: Entity) -> None:
+        self._insert(self._d.entities, (tenant_id, entity.pe_id), entity, "entity", entity.pe_id)
+
+    def get_entity(self, tenant_id: str, pe_id: str) -> Entity | None:
+        return self._d.entities.get((tenant_id, pe_id))
+
+    def list_entities(self, tenant_id: str) -> Sequence[Entity]:
+        return [e for (t, _), e in sorted(self._d.entities.items()) if t == tenant_id]
+
+    def add_header(self, tenant_id: str, header: Header) -> None:
+        key = (tenant_id, header.sender_id)
+        self._insert(self._d.headers, key, header, "header", header.sender_id)
+
+    def update_header(self, tenant_id: str, header: Header) -> None:
+        key = (tenant_id, header.sender_id)
+        if key not in self._d.headers:
+            raise DltRecordNotFound(f"no header {header.sender_id!r}", field="header")
+        self._j.set(self._d.headers, key, header)
+
+    def get_header(self, tenant_id: str, sender_id: str) -> Header | None:
+        return self._d.headers.get((tenant_id, sender_id))
+
+    def list_headers(self, tenant_id: str) -> Sequence[Header]:
+        return [h for (t, _), h in sorted(self._d.headers.items()) if t == tenant_id]
+
+    def add_template(self, tenant_id: str, template: Template, at: datetime) -> None:
+        key = (tenant_id, template.template_id)
+        self._insert(self._d.templates, key, template, "template", template.template_id)
+        self._j.set(self._d.versions, key, [TemplateVersion(1, template, at)])
+
+    def update_template(self, tenant_id: str, template: Template, at: datetime) -> int:
+        key = (tenant_id, template.template_id)
+        if key not in self._d.templates:
+            raise DltRecordNotFound(f"no template {template.template_id}", field="dlt_template_id")
+        history = self._d.versions[key]
+        version = len(history) + 1
+        self._j.set(self._d.templates, key, template)
+        self._j.set(self._d.versions, key, [*history, TemplateVersion(version, template, at)])
+        return version
+
+    def get_template(self, tenant_id: str, template_id: str) -> Template | None:
+        return self._d.templates.get((tenant_id, template_id))
+
+    def list_templates(self, tenant_id: str) -> Sequence[Template]:
+        return [tp for (t, _), tp in sorted(self._d.templates.items()) if t == tenant_id]
+
+    def template_history(self, tenant_id: str, template_id: str) -> Sequence[TemplateVersion]:
+        return list(self._d.versions.get((tenant_id, template_id), []))
+
+    def add_whitelist(self, tenant_id: str, kind: WhitelistKind, value: str) -> bool:
+        key = (tenant_id, kind, value)
+        if key in self._d.whitelist:
+            return False
+        self._j.set(self._d.whitelist, key, True)
+        return True
+
+    def remove_whitelist(self, tenant_id: str, kind: WhitelistKind, value: str) -> bool:
+        key = (tenant_id, kind, value)
+        if key not in self._d.whitelist:
+            return False
+        self._j.delete(self._d.whitelist, key)
+        return True
+
+    def list_whitelist(self, tenant_id: str, kind: WhitelistKind) -> Sequence[str]:
+        return sorted(v for (t, k, v) in self._d.whitelist if t == tenant_id and k == kind)
+
+    def _insert(self, table: dict[Any, Any], key: Any, value: Any, what: str, ident: str) -> None:
+        if key in table:
+            raise AlreadyExists(f"{what} {ident!r} is already registered", field=what)
+        self._j.set(table, key, value)
+
+
+class _Messages(_Repo):
+    def add(self, message: Message, *, fingerprint: str | None) -> None:
+        if message.id in self._d.messages:
+            raise AlreadyExists(f"message {message.id} already exists", field="id")
+        if message.client_message_id is not None:
+            key = (message.tenant_id, message.client_message_id)
+            if key in self._d.client_ids:
+                raise DuplicateClientMessageId(message.client_message_id)
+            self._j.set(self._d.client_ids, key, message.id)
+        self._j.set(self._d.messages, message.id, (message, fingerprint))
+
+    def add_many(self, items: Sequence[tuple[Message, str | None]]) -> None:
+        for message, fingerprint in items:
+            self.add(message, fingerprint=fingerprint)
+
+    def get(self, tenant_id: str, message_id: str) -> Message | None:
+        stored = self._d.messages.get(message_id)
+        if stored is None or stored[0].tenant_id != tenant_id:
+            return None
+        return stored[0]
+
+    def find_by_client_id(
+        self, tenant_id: str, client_message_id: str
+    ) -> tuple[Message, str | None] | None:
+        message_id = self._d.client_ids.get((tenant_id, client_message_id))
+        return None if message_id is None else self._d.messages[message_id]
+
+    def update(self, message: Message) -> None:
+        stored = self._d.messages.get(message.id)
+        if stored is None or stored[0].tenant_id != message.tenant_id:
+            raise MessageNotFound(f"no message {message.id}", field="id")
+        old = stored[0]
+        # Append-only timeline: keep the stored entries, take only the new ones.
+        timeline = old.timeline + message.timeline[len(old.timeline) :]
+        self._j.set(self._d.messages, message.id, (evolve(message, timeline=timeline), stored[1]))
+
+    def summaries(self, tenant_id: str) -> Sequence[MessageSummary]:
+        return [
+            MessageSummary(m.id, m.status, m.price_paise, m.sandbox)
+            for m, _ in self._d.messages.values()
+            if m.tenant_id == tenant_id
+        ]
+
+
+class _Ledger(_Repo):
+    def ensure_account(self, account_id: str, tenant_id: str | None) -> None:
+        if account_id not in self._d.accounts:
+            self._j.set(self._d.accounts, account_id, AccountBalance(account_id))
+            self._j.set(self._d.account_tenants, account_id, tenant_id)
+
+    def record(self, transfer: Transfer) -> Transfer:
+        seq = self._d.transfer_seq.get(transfer.id)
+        if seq is not None:
+            stored = self._d.transfers[seq - 1]
+            if same_transfer(stored, transfer):
+                return stored
+            raise TransferConflict(
+                f"transfer {transfer.id} was already recorded with different fields",
+                field="id",
+            )
+        for account_id in (transfer.debit_account, transfer.credit_account):
+            if account_id not in self._d.accounts:
+                raise TransferConflict(f"unknown ledger account {account_id}", field="account")
+        settles = self.get(transfer.pending_id) if transfer.pending_id else None
+        changes = effects(transfer, settles)  # validates the pairing first
+        if transfer.kind in (TransferKind.POST, TransferKind.VOID):
+            index = self._d.settlements
+        elif transfer.kind is TransferKind.REFUND:
+            index = self._d.refunds
+        else:
+            index = None
+        if index is not None and transfer.pending_id in index:
+            raise TransferConflict(
+                f"{transfer.pending_id} is already settled by {index[transfer.pending_id]}",
+                field="pending_id",
+            )
+        updated = apply_effects(self._d.accounts, changes)
+        for account_id, balance in updated.items():
+            self._j.set(self._d.accounts, account_id, balance)
+        if index is not None:
+            self._j.set(index, transfer.pending_id, transfer.id)
+        self._j.append(self._d.transfers, transfer)
+        self._j.set(self._d.transfer_seq, transfer.id, len(self._d.transfers))
+        return transfer
+
+    def get(self, transfer_id: str) -> Transfer | None:
+        seq = self._d.transfer_seq.get(transfer_id)
+        return None if seq is None else self._d.transfers[seq - 1]
+
+    def settlement_of(self, reservation_id: str) -> Transfer | None:
+        settled_by = self._d.settlements.get(reservation_id)
+        return None if settled_by is None else self.get(settled_by)
+
+    def balance(self, account_id: str) -> AccountBalance:
+        return self._d.accounts.get(account_id) or AccountBalance(account_id)
+
+    def balances(self) -> Sequence[AccountBalance]:
+        return [self._d.accounts[k] for k in sorted(self._d.accounts)]
+
+    def transfers(
+        self,
+        *,
+        account_id: str | None = None,
+        tenant_id: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Sequence[tuple[int, Transfer]]:
+        found: list[tuple[int, Transfer]] = []
+        for seq, t in enumerate(self._d.transfers[after or 0 :], start=(after or 0) + 1):
+            if account_id is not None and account_id not in (t.debit_account, t.credit_account):
+                continue
+            if tenant_id is not None and t.tenant_id != tenant_id:
+                continue
+            found.append((seq, t))
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+
+class _Dispatch(_Repo):
+    def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
+        if message_id in self._d.dispatch:
+            raise AlreadyExists(f"message {message_id} is already queued", field="message_id")
+        self._j.set(self._d.dispatch, message_id, _Row(message_id, tenant_id, due_at, priority))
+
+    def enqueue_many(self, rows: Iterable[tuple[str, str, datetime, int]]) -> None:
+        for message_id, tenant_id, due_at, priority in rows:
+            self.enqueue(message_id, tenant_id, due_at, priority)
+
+    def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[DispatchClaim]:
+        free = [
+            r
+            for r in self._d.dispatch.values()
+            if r.due_at <= now and (r.lease_expires_at is None or r.lease_expires_at <= now)
+        ]
+        free.sort(key=lambda r: (-r.priority, r.due_at, r.message_id))
+        claims = []
+        for row in free[:limit]:
+            until = now + lease
+            self._j.set(
+                self._d.dispatch, row.message_id, evolve(row, owner=owner, lease_expires_at=until)
+            )
+            claims.append(
+                DispatchClaim(row.message_id, row.tenant_id, owner, until, row.due_at, row.priority)
+            )
+        return claims
+
+    def _held(self, message_id: str, owner: str) -> _Row | None:
+        row = self._d.dispatch.get(message_id)
+        return row if row is not None and row.owner == owner else None
+
+    def ack(self, message_id: str, owner: str) -> bool:
+        if self._held(message_id, owner) is None:
+            return False
+        self._j.delete(self._d.dispatch, message_id)
+        return True
+
+    def release(self, message_id: str, owner: str, due_at: datetime) -> bool:
+        row = self._held(message_id, owner)
+        if row is None:
+            return False
+        released = evolve(row, due_at=due_at, owner=None, lease_expires_at=None)
+        self._j.set(self._d.dispatch, message_id, released)
+        return True
+
+    def extend(self, message_id: str, owner: str, until: datetime) -> bool:
+        row = self._held(message_id, owner)
+        if row is None:
+            return False
+        self._j.set(self._d.dispatch, message_id, evolve(row, lease_expires_at=until))
+        return True
+
+    def depth(self, now: datetime) -> int:
+        return sum(1 for r in self._d.dispatch.values() if r.due_at <= now)
+
+
+class _UnitOfWork:
+    def __init__(self, data: _Data, lock: threading.RLock) -> None:
+        self._lock = lock
+        self._journal = _Journal()
+        self.tenants = _Tenants(data, self._journal)
+        self.keys = _Keys(data, self._journal)
+        self.dlt = _Dlt(data, self._journal)
+        self.messages = _Messages(data, self._journal)
+        self.ledger = _Ledger(data, self._journal)
+        self.dispatch = _Dispatch(data, self._journal)
+
+    def __enter__(self) -> Self:
+        self._lock.acquire()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._journal.rollback()
+        finally:
+            self._lock.release()
+
+    def commit(self) -> None:
+        self._journal.forget()
+
+    def rollback(self) -> None:
+        self._journal.rollback()
+
+
+class MemoryStorage:
+    """A complete storage backend in process memory; nothing survives the process."""
+
+    def __init__(self) -> None:
+        self._data = _Data()
+        self._lock = threading.RLock()
+        self.migrate()
+
+    def unit_of_work(self) -> _UnitOfWork:
+        """A new transaction; it holds the storage's lock from ``with`` until its end."""
+        return _UnitOfWork(self._data, self._lock)
+
+    def migrate(self) -> None:
+        """Create the system ledger accounts (there is no schema to migrate)."""
+        with self.unit_of_work() as uow:
+            uow.ledger.ensure_account(TOPUPS_ACCOUNT, None)
+            uow.ledger.ensure_account(REVENUE_ACCOUNT, None)
+            uow.commit()
+
+    def close(self) -> None:
+        """Nothing to release."""

@@ -1,0 +1,366 @@
+"""Storage ports: one unit of work per use case, with a repository per aggregate.
+
+Contract shared by every adapter (memory, SQLite, PostgreSQL), proven by
+``tests/contract``:
+
+- A unit of work is one transaction. Nothing is visible to others before
+  ``commit()``; leaving the ``with`` block without committing rolls back.
+  Repositories never commit on their own.
+- Identity is guarded by unique constraints in storage, not by application
+  checks: a duplicate id raises ``AlreadyExists`` (or
+  ``DuplicateClientMessageId`` for a reused client_message_id) at the write.
+  After such an error the unit of work must be rolled back.
+- Every query is scoped by tenant where the data belongs to one.
+- A database that cannot be reached, or that fails mid-transaction, raises
+  ``StorageUnavailable``: nothing was committed, and the call may be retried.
+- Writes raise only the errors documented on each method.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Literal, Protocol, Self
+
+from attrs import frozen
+
+from bharatsend_core.domain.dlt import Entity, Header, Template
+from bharatsend_core.domain.keys import ApiKey
+from bharatsend_core.domain.ledger import AccountBalance, Transfer
+from bharatsend_core.domain.message import Message, Status
+from bharatsend_core.domain.tenants import Tenant
+
+__all__ = [
+    "ApiKeyRepository",
+    "DispatchClaim",
+    "DispatchRepository",
+    "DltRepository",
+    "DuplicateClientMessageId",
+    "LedgerRepository",
+    "MessageRepository",
+    "MessageSummary",
+    "Storage",
+    "TemplateVersion",
+    "TenantRepository",
+    "UnitOfWork",
+    "WhitelistKind",
+]
+
+WhitelistKind = Literal["url", "callback"]
+
+
+class DuplicateClientMessageId(Exception):
+    """Another message of the tenant already has this client_message_id (a unique constraint).
+
+    Raised by ``MessageRepository.add``; the service rolls back and answers the
+    request as an idempotent replay or a conflict.
+    """
+
+
+@frozen
+class TemplateVersion:
+    """One version of a template in its history: every update appends one."""
+
+    version: int
+    template: Template
+    changed_at: datetime
+
+
+@frozen
+class MessageSummary:
+    """What reconciliation needs of a message."""
+
+    id: str
+    status: Status
+    price_paise: int
+    sandbox: bool
+
+
+@frozen
+class DispatchClaim:
+    """A message a dispatcher holds the lease on until ``lease_expires_at``."""
+
+    message_id: str
+    tenant_id: str
+    owner: str
+    lease_expires_at: datetime
+    due_at: datetime
+    priority: int
+
+
+class TenantRepository(Protocol):
+    """Tenants."""
+
+    def add(self, tenant: Tenant) -> None:
+        """Insert; ``AlreadyExists`` if the id is taken."""
+        ...
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None."""
+        ...
+
+    def update(self, tenant: Tenant) -> None:
+        """Replace name, status, billing point, rates; ``TenantNotFound`` if missing."""
+        ...
+
+    def bump_dlt_version(self, tenant_id: str) -> int:
+        """Increment and return the tenant's DLT registry version; ``TenantNotFound`` if missing."""
+        ...
+
+    def list(self) -> Sequence[Tenant]:
+        """Every tenant, oldest first."""
+        ...
+
+
+class ApiKeyRepository(Protocol):
+    """API keys (hashes only)."""
+
+    def add(self, key: ApiKey) -> None:
+        """Insert; ``AlreadyExists`` if the key id is taken."""
+        ...
+
+    def get(self, key_id: str) -> ApiKey | None:
+        """One indexed lookup by the public key id, across tenants."""
+        ...
+
+    def list(self, tenant_id: str) -> Sequence[ApiKey]:
+        """The tenant's keys, oldest first."""
+        ...
+
+    def update(self, key: ApiKey) -> None:
+        """Replace revoked_at, expires_at, last_used_at, name; ``ApiKeyNotFound`` if missing."""
+        ...
+
+
+class DltRepository(Protocol):
+    """One tenant's DLT registrations and whitelists."""
+
+    def add_entity(self, tenant_id: str, entity: Entity) -> None:
+        """Insert; ``AlreadyExists`` if the tenant already has this PE ID."""
+        ...
+
+    def get_entity(self, tenant_id: str, pe_id: str) -> Entity | None:
+        """The entity, or None."""
+        ...
+
+    def list_entities(self, tenant_id: str) -> Sequence[Entity]:
+        """Every entity of the tenant, by PE ID."""
+        ...
+
+    def add_header(self, tenant_id: str, header: Header) -> None:
+        """Insert; ``AlreadyExists`` if the tenant already has this sender ID."""
+        ...
+
+    def update_header(self, tenant_id: str, header: Header) -> None:
+        """Replace; ``DltRecordNotFound`` if missing."""
+        ...
+
+    def get_header(self, tenant_id: str, sender_id: str) -> Header | None:
+        """The header (case-sensitive), or None."""
+        ...
+
+    def list_headers(self, tenant_id: str) -> Sequence[Header]:
+        """Every header of the tenant, by sender ID."""
+        ...
+
+    def add_template(self, tenant_id: str, template: Template, at: datetime) -> None:
+        """Insert as version 1; ``AlreadyExists`` if the tenant already has this template ID."""
+        ...
+
+    def update_template(self, tenant_id: str, template: Template, at: datetime) -> int:
+        """Replace and append a history version; return its number. ``DltRecordNotFound``."""
+        ...
+
+    def get_template(self, tenant_id: str, template_id: str) -> Template | None:
+        """The current version, or None."""
+        ...
+
+    def list_templates(self, tenant_id: str) -> Sequence[Template]:
+        """Every template of the tenant (active or not), by template ID."""
+        ...
+
+    def template_history(self, tenant_id: str, template_id: str) -> Sequence[TemplateVersion]:
+        """Every version, oldest first (empty if unknown)."""
+        ...
+
+    def add_whitelist(self, tenant_id: str, kind: WhitelistKind, value: str) -> bool:
+        """Add an entry; False if it was already there."""
+        ...
+
+    def remove_whitelist(self, tenant_id: str, kind: WhitelistKind, value: str) -> bool:
+        """Remove an entry; False if it was not there."""
+        ...
+
+    def list_whitelist(self, tenant_id: str, kind: WhitelistKind) -> Sequence[str]:
+        """The entries, sorted."""
+        ...
+
+
+class MessageRepository(Protocol):
+    """Messages with their parts and timeline."""
+
+    def add(self, message: Message, *, fingerprint: str | None) -> None:
+        """Insert message, parts and timeline.
+
+        ``DuplicateClientMessageId`` if the tenant already has the
+        client_message_id; ``AlreadyExists`` if the message id is taken.
+        """
+        ...
+
+    def add_many(self, items: Sequence[tuple[Message, str | None]]) -> None:
+        """Insert several in as few round trips as the store allows; same errors as ``add``."""
+        ...
+
+    def get(self, tenant_id: str, message_id: str) -> Message | None:
+        """The message if it belongs to the tenant, else None (never another tenant's)."""
+        ...
+
+    def find_by_client_id(
+        self, tenant_id: str, client_message_id: str
+    ) -> tuple[Message, str | None] | None:
+        """The message with this client_message_id and its request fingerprint, or None."""
+        ...
+
+    def update(self, message: Message) -> None:
+        """Persist a message after ``apply``: fields, parts, and timeline entries not yet stored.
+
+        The timeline is append-only: stored entries are never rewritten.
+        ``MessageNotFound`` if missing.
+        """
+        ...
+
+    def summaries(self, tenant_id: str) -> Sequence[MessageSummary]:
+        """Status and price of every message of the tenant (reconciliation)."""
+        ...
+
+
+class LedgerRepository(Protocol):
+    """Accounts and immutable transfers; the balance rule is enforced here, in the transaction."""
+
+    def ensure_account(self, account_id: str, tenant_id: str | None) -> None:
+        """Create the account with zero totals if it does not exist."""
+        ...
+
+    def record(self, transfer: Transfer) -> Transfer:
+        """Apply a transfer atomically with its balance effects; return what is stored.
+
+        Idempotent: a transfer whose id exists with equal fields returns the
+        stored one and changes nothing. Errors: ``TransferConflict`` (same id,
+        different fields; a post/void/refund that does not fit what it settles,
+        or a reservation already settled; an unknown account),
+        ``InsufficientCredits`` (a tenant account would overdraw). Safe under
+        concurrency: two transactions can never both spend the same paise.
+        """
+        ...
+
+    def get(self, transfer_id: str) -> Transfer | None:
+        """The transfer, or None."""
+        ...
+
+    def settlement_of(self, reservation_id: str) -> Transfer | None:
+        """The post or void that settled a reservation, or None while it is pending."""
+        ...
+
+    def balance(self, account_id: str) -> AccountBalance:
+        """The account's totals (all zero for an unknown account)."""
+        ...
+
+    def balances(self) -> Sequence[AccountBalance]:
+        """Every account's totals."""
+        ...
+
+    def transfers(
+        self,
+        *,
+        account_id: str | None = None,
+        tenant_id: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Sequence[tuple[int, Transfer]]:
+        """Transfers in the order they were recorded, each with its sequence number (a cursor)."""
+        ...
+
+
+class DispatchRepository(Protocol):
+    """The dispatch queue: one row per message waiting to be submitted, claimed with leases."""
+
+    def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
+        """Add a row; ``AlreadyExists`` if the message is already queued."""
+        ...
+
+    def enqueue_many(self, rows: Iterable[tuple[str, str, datetime, int]]) -> None:
+        """Add several rows (message_id, tenant_id, due_at, priority)."""
+        ...
+
+    def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[DispatchClaim]:
+        """Lease up to ``limit`` due rows nobody holds (or whose lease ran out).
+
+        Highest priority first, then earliest due. Two concurrent claimers
+        never receive the same row (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+        """
+        ...
+
+    def ack(self, message_id: str, owner: str) -> bool:
+        """Remove a row the owner holds; False if it does not hold it (lease lost)."""
+        ...
+
+    def release(self, message_id: str, owner: str, due_at: datetime) -> bool:
+        """Give a row back, due again at ``due_at``; False if the owner does not hold it."""
+        ...
+
+    def extend(self, message_id: str, owner: str, until: datetime) -> bool:
+        """Extend a held lease; False if the owner does not hold it."""
+        ...
+
+    def depth(self, now: datetime) -> int:
+        """Rows due at ``now`` (held or not): how far behind dispatch is."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    """One transaction over every repository. Use as a context manager; commit explicitly."""
+
+    tenants: TenantRepository
+    keys: ApiKeyRepository
+    dlt: DltRepository
+    messages: MessageRepository
+    ledger: LedgerRepository
+    dispatch: DispatchRepository
+
+    def __enter__(self) -> Self: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back unless committed."""
+        ...
+
+    def commit(self) -> None:
+        """Make the transaction's writes durable and visible; ``StorageUnavailable`` on failure."""
+        ...
+
+    def rollback(self) -> None:
+        """Discard the transaction's writes."""
+        ...
+
+
+class Storage(Protocol):
+    """A storage backend: hands out units of work, owns the connection pool and schema."""
+
+    def unit_of_work(self) -> UnitOfWork:
+        """A new transaction (write-capable; SQLite takes its write lock up front)."""
+        ...
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest version (idempotent)."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...
