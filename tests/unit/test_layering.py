@@ -16,8 +16,9 @@ PACKAGE = Path(bharatsend_core.__file__).parent
 ALLOWED: dict[str, set[str]] = {
     "domain": {"attrs", "phonenumbers", "bharatsend_core.domain"},
     "ports": {"attrs", "bharatsend_core.domain", "bharatsend_core.ports"},
+    # Settings are the service layer's input; config imports only the domain.
     "service": {"attrs", "cattrs", "bharatsend_core.domain", "bharatsend_core.ports",
-                "bharatsend_core.service"},
+                "bharatsend_core.service", "bharatsend_core.config"},
 }  # fmt: skip
 
 

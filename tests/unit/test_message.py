@@ -791,6 +791,7 @@ def test_public_names_are_pinned() -> None:
             "Event",
             "Expire",
             "FailureReason",
+            "JsonObject",
             "Message",
             "MessageError",
             "OutcomeUnknown",

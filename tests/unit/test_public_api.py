@@ -10,8 +10,8 @@ import bharatsend_core
 
 PINNED = {
     "bharatsend_core": [
-        "ERROR_CODES", "BharatSendError", "Encoding", "PhoneNumber", "Segmentation",
-        "__version__", "parse_phone", "segment",
+        "ERROR_CODES", "BharatSend", "BharatSendError", "Encoding", "PhoneNumber",
+        "Segmentation", "Settings", "__version__", "parse_phone", "segment",
     ],
     "bharatsend_core.domain.dlt": [
         "DEFAULT_LIMITS", "DEFAULT_POLICY", "IST", "MAX_PLACEHOLDER_LENGTH", "CallbackWhitelist",

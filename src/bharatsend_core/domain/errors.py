@@ -18,6 +18,8 @@ template literals instead.
     │   │   ├── EmptyContent                empty_content
     │   │   ├── InvalidContent              invalid_content
     │   │   ├── ContentTooLong              content_too_long
+    │   │   ├── BatchAborted                batch_aborted
+    │   │   ├── DltCsvInvalid               dlt_csv_invalid (per-row errors in detail)
     │   │   └── DltViolation                every dlt_* code (DLT.md)
     │   ├── AuthenticationError             401
     │   │   └── InvalidApiKey               invalid_api_key (missing, malformed, revoked, expired)
@@ -59,6 +61,7 @@ __all__ = [
     "AlreadyExists",
     "ApiKeyNotFound",
     "AuthenticationError",
+    "BatchAborted",
     "BharatSendError",
     "ClientError",
     "ConfigurationError",
@@ -67,6 +70,7 @@ __all__ = [
     "DltChainInvalid",
     "DltChainMissing",
     "DltConsentMissing",
+    "DltCsvInvalid",
     "DltCtaNotWhitelisted",
     "DltDndBlocked",
     "DltEncodingMismatch",
@@ -209,6 +213,12 @@ class InvalidContent(ValidationError):
     """The text holds characters no SMS encoding can carry (a lone UTF-16 surrogate)."""
 
     code = "invalid_content"
+
+
+class BatchAborted(ValidationError):
+    """Not sent: another item of an all-or-nothing batch failed."""
+
+    code = "batch_aborted"
 
 
 class ContentTooLong(ValidationError):
@@ -358,6 +368,17 @@ class StorageUnavailable(ServerError):
 
 # --------------------------------------------------------------------------- DLT
 # TRAI TCCCPR 2018 scrubbing rules; operator codes per DLT.md (vendors renumber).
+
+
+class DltCsvInvalid(ValidationError):
+    """A DLT portal CSV export has invalid rows; nothing was imported.
+
+    Not a ``DltViolation``: one import reports many row errors at once, each
+    with its own DLT code, in ``detail["errors"]`` (line, column, code,
+    message; the first 100) and ``detail["error_count"]``.
+    """
+
+    code = "dlt_csv_invalid"
 
 
 class DltViolation(ValidationError, abstract=True):

@@ -285,6 +285,8 @@ class StatementLine:
     transfer: Transfer
     delta: int
     balance_after: int
+    #: The transfer's position in the ledger: the cursor for the next page.
+    seq: int
 
 
 def recompute_balances(transfers: Iterable[Transfer]) -> dict[str, AccountBalance]:

@@ -26,10 +26,11 @@ copied into the timeline, errors or reprs (never log content or OTP digits).
 
 from __future__ import annotations
 
+import copy
 import enum
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeAlias
@@ -47,6 +48,7 @@ __all__ = [
     "Event",
     "Expire",
     "FailureReason",
+    "JsonObject",
     "Message",
     "MessageError",
     "OutcomeUnknown",
@@ -490,10 +492,52 @@ _GIVE_UP_REASONS: Mapping[str, FailureReason] = MappingProxyType(
 )
 
 
-def _frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    if isinstance(value, MappingProxyType):
-        return value
-    return MappingProxyType(dict(value))
+class JsonObject(Mapping[str, Any]):
+    """An immutable JSON object: reads hand out copies, so nothing inside can be changed.
+
+    Used for caller metadata on a frozen :class:`Message`; deep-copies and
+    pickles as itself.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, value: Mapping[str, Any] | None = None) -> None:
+        self._data: dict[str, Any] = copy.deepcopy(dict(value or {}))
+
+    def __getitem__(self, key: str) -> Any:
+        return copy.deepcopy(self._data[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, JsonObject):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __deepcopy__(self, memo: dict[int, object]) -> JsonObject:
+        return self
+
+    def __reduce__(self) -> tuple[type[JsonObject], tuple[dict[str, Any]]]:
+        return (JsonObject, (self._data,))
+
+    def __repr__(self) -> str:
+        return f"JsonObject({self._data!r})"
+
+    def to_dict(self) -> dict[str, Any]:
+        """A mutable deep copy."""
+        return copy.deepcopy(self._data)
+
+
+def _frozen_mapping(value: Mapping[str, Any]) -> JsonObject:
+    return value if isinstance(value, JsonObject) else JsonObject(value)
 
 
 def _phone(_instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -558,7 +602,7 @@ class Message:
     #: Paise reserved on the ledger when the message was accepted.
     price_paise: int = field(default=0, validator=_non_negative_int)
     #: The caller's small JSON object, echoed in status webhooks; never interpreted here.
-    metadata: Mapping[str, Any] = field(factory=dict, converter=_frozen_mapping, hash=False)
+    metadata: JsonObject = field(factory=JsonObject, converter=_frozen_mapping, hash=False)
     timeline: tuple[TimelineEntry, ...] = ()
 
     @parts.validator

@@ -323,12 +323,35 @@ class DispatchRepository(Protocol):
 class UnitOfWork(Protocol):
     """One transaction over every repository. Use as a context manager; commit explicitly."""
 
-    tenants: TenantRepository
-    keys: ApiKeyRepository
-    dlt: DltRepository
-    messages: MessageRepository
-    ledger: LedgerRepository
-    dispatch: DispatchRepository
+    @property
+    def tenants(self) -> TenantRepository:
+        """Tenants."""
+        ...
+
+    @property
+    def keys(self) -> ApiKeyRepository:
+        """API keys."""
+        ...
+
+    @property
+    def dlt(self) -> DltRepository:
+        """DLT registrations."""
+        ...
+
+    @property
+    def messages(self) -> MessageRepository:
+        """Messages."""
+        ...
+
+    @property
+    def ledger(self) -> LedgerRepository:
+        """The credit ledger."""
+        ...
+
+    @property
+    def dispatch(self) -> DispatchRepository:
+        """The dispatch queue."""
+        ...
 
     def __enter__(self) -> Self: ...
 

@@ -1,0 +1,440 @@
+"""``BharatSend``: the facade a host application uses, and the one composition root.
+
+This is the only place that picks concrete adapters (by database URL) and
+wires them to the use cases. Nothing is created at import time: no engine, no
+socket, no thread, no environment read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+from bharatsend_core.config import Settings
+from bharatsend_core.domain.dlt import Entity, Header, Template
+from bharatsend_core.domain.errors import ConfigurationError, InvalidArgument, MessageNotFound
+from bharatsend_core.domain.keys import ApiKey, IssuedKey, KeyMode, Scope
+from bharatsend_core.domain.ledger import Transfer
+from bharatsend_core.domain.message import Message
+from bharatsend_core.domain.tenants import BillingPoint, RateCard, Tenant, TenantStatus
+from bharatsend_core.ports import Clock, IdGenerator, Storage, TemplateVersion
+from bharatsend_core.service.context import Context
+from bharatsend_core.service.keys import KeyService, Principal
+from bharatsend_core.service.ledger import Balance, LedgerService, ReconcileReport, Statement
+from bharatsend_core.service.send import (
+    BatchResult,
+    Estimate,
+    SendRequest,
+    SendResult,
+    SendService,
+)
+from bharatsend_core.service.templates import (
+    DltImportReport,
+    RegisteredTemplate,
+    RegistryCache,
+    RegistryService,
+)
+from bharatsend_core.service.tenants import TenantService
+
+__all__ = ["BharatSend"]
+
+
+def storage_for_url(url: str) -> Storage:
+    """The storage adapter for a database URL (``memory://``, ``sqlite:…``, ``postgresql…``)."""
+    if url in ("memory://", "memory:"):
+        from bharatsend_core.adapters.memory import MemoryStorage
+
+        return MemoryStorage()
+    if url.startswith(("sqlite", "postgresql")):
+        from bharatsend_core.adapters.sqlalchemy import SqlStorage
+
+        return SqlStorage.from_url(url)
+    raise ConfigurationError(
+        f"unsupported database_url scheme in {url.split(':', 1)[0]!r}; use sqlite:///path.db,"
+        " postgresql+psycopg://user@host/db or memory://",
+        field="database_url",
+    )
+
+
+class BharatSend:
+    """Send India OTP and transactional SMS from your own backend.
+
+    Build one per process with :meth:`from_url` (or :meth:`in_memory` for tests),
+    call :meth:`migrate` once, and share it between threads.
+    """
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        settings: Settings,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+    ) -> None:
+        from bharatsend_core.adapters.system import SystemClock, SystemIds
+
+        self._storage = storage
+        self._ctx = Context(storage, clock or SystemClock(), ids or SystemIds(), settings)
+        cache = RegistryCache()
+        self._tenants = TenantService(self._ctx)
+        self._keys = KeyService(self._ctx)
+        self._registry = RegistryService(self._ctx, cache)
+        self._ledger = LedgerService(self._ctx)
+        self._send = SendService(self._ctx, cache)
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str | None = None,
+        *,
+        environ: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
+        ids: IdGenerator | None = None,
+        **settings: Any,
+    ) -> BharatSend:
+        """Build from a database URL and settings (keyword arguments, then ``BHARATSEND_*``)."""
+        if url is not None:
+            settings["database_url"] = url
+        resolved = Settings.resolve(environ, **settings)
+        return cls(
+            storage=storage_for_url(resolved.database_url),
+            settings=resolved,
+            clock=clock,
+            ids=ids,
+        )
+
+    @classmethod
+    def in_memory(
+        cls, *, clock: Clock | None = None, ids: IdGenerator | None = None, **settings: Any
+    ) -> BharatSend:
+        """A complete instance on in-memory storage: for tests and the sandbox."""
+        return cls.from_url("memory://", environ={}, clock=clock, ids=ids, **settings)
+
+    @property
+    def settings(self) -> Settings:
+        """The resolved settings."""
+        return self._ctx.settings
+
+    @property
+    def storage(self) -> Storage:
+        """The storage adapter (for workers and tests)."""
+        return self._storage
+
+    def migrate(self) -> None:
+        """Create or upgrade the database schema (idempotent; safe on every start)."""
+        self._storage.migrate()
+
+    def close(self) -> None:
+        """Release database connections."""
+        self._storage.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ tenants
+
+    def create_tenant(
+        self,
+        name: str,
+        *,
+        rates: RateCard | None = None,
+        billing_point: BillingPoint | str | None = None,
+    ) -> Tenant:
+        """Create a tenant (a customer of yours) with an empty credit account."""
+        return self._tenants.create(name, rates=rates, billing_point=billing_point)
+
+    def get_tenant(self, tenant_id: str) -> Tenant:
+        """The tenant, or ``TenantNotFound``."""
+        return self._tenants.get(tenant_id)
+
+    def list_tenants(self) -> Sequence[Tenant]:
+        """Every tenant."""
+        return self._tenants.list()
+
+    def suspend_tenant(self, tenant_id: str) -> Tenant:
+        """Stop a tenant from sending (its data and keys stay)."""
+        return self._tenants.set_status(tenant_id, TenantStatus.SUSPENDED)
+
+    def activate_tenant(self, tenant_id: str) -> Tenant:
+        """Let a suspended tenant send again."""
+        return self._tenants.set_status(tenant_id, TenantStatus.ACTIVE)
+
+    def set_rates(self, tenant_id: str, rates: RateCard) -> Tenant:
+        """Replace a tenant's prices (paise per segment by category and route)."""
+        return self._tenants.set_rates(tenant_id, rates)
+
+    def set_billing_point(self, tenant_id: str, billing_point: BillingPoint | str) -> Tenant:
+        """Charge at carrier acceptance (``submit``) or at delivery (``delivery``)."""
+        return self._tenants.set_billing_point(tenant_id, billing_point)
+
+    # ------------------------------------------------------------------ API keys
+
+    def create_api_key(
+        self,
+        tenant_id: str,
+        *,
+        scopes: Iterable[Scope | str],
+        mode: KeyMode | str = KeyMode.LIVE,
+        name: str = "",
+        expires_at: datetime | None = None,
+    ) -> IssuedKey:
+        """Issue an API key; ``.secret`` is the full key, shown this once and never stored."""
+        return self._keys.create(
+            tenant_id, scopes=scopes, mode=mode, name=name, expires_at=expires_at
+        )
+
+    def list_api_keys(self, tenant_id: str) -> Sequence[ApiKey]:
+        """The tenant's keys."""
+        return self._keys.list(tenant_id)
+
+    def revoke_api_key(self, tenant_id: str, key_id: str) -> ApiKey:
+        """Revoke a key at once."""
+        return self._keys.revoke(tenant_id, key_id)
+
+    def authenticate(self, api_key: str, scope: Scope | str | None = None) -> Principal:
+        """The tenant and scopes behind a key; ``InvalidApiKey`` / ``InsufficientScope``."""
+        return self._keys.authenticate(api_key, scope)
+
+    # ------------------------------------------------------------------ DLT registry
+
+    def register_entity(self, tenant_id: str, pe_id: str, name: str = "") -> Entity:
+        """Register your principal entity (PE ID) from the DLT portal."""
+        return self._registry.register_entity(tenant_id, pe_id, name)
+
+    def register_header(
+        self,
+        tenant_id: str,
+        sender_id: str,
+        *,
+        category: str,
+        entity_id: str | None = None,
+    ) -> Header:
+        """Register a header (sender ID); the entity defaults to the tenant's only one."""
+        return self._registry.register_header(
+            tenant_id, sender_id, category=category, entity_id=entity_id
+        )
+
+    def deactivate_header(self, tenant_id: str, sender_id: str) -> Header:
+        """Stop sending with a header."""
+        return self._registry.set_header_active(tenant_id, sender_id, False)
+
+    def register_template(
+        self,
+        tenant_id: str,
+        *,
+        template_id: str,
+        body: str,
+        category: str,
+        header: str | None = None,
+        headers: Iterable[str] | None = None,
+        entity_id: str | None = None,
+        content_type: str = "text",
+        name: str = "",
+    ) -> RegisteredTemplate:
+        """Register a content template exactly as approved on the DLT portal."""
+        linked = _headers(header, headers)
+        return self._registry.register_template(
+            tenant_id,
+            template_id=template_id,
+            body=body,
+            category=category,
+            headers=linked,
+            entity_id=entity_id,
+            content_type=content_type,
+            name=name,
+        )
+
+    def update_template(
+        self,
+        tenant_id: str,
+        template_id: str,
+        *,
+        body: str | None = None,
+        category: str | None = None,
+        headers: Iterable[str] | None = None,
+        content_type: str | None = None,
+        active: bool | None = None,
+    ) -> RegisteredTemplate:
+        """Change a template; earlier versions stay in :meth:`template_history`."""
+        return self._registry.update_template(
+            tenant_id,
+            template_id,
+            body=body,
+            category=category,
+            headers=headers,
+            content_type=content_type,
+            active=active,
+        )
+
+    def deactivate_template(self, tenant_id: str, template_id: str) -> RegisteredTemplate:
+        """Stop a template from being used."""
+        return self._registry.deactivate_template(tenant_id, template_id)
+
+    def get_template(self, tenant_id: str, template_id: str) -> Template:
+        """A registered template."""
+        return self._registry.template(tenant_id, template_id)
+
+    def list_templates(self, tenant_id: str) -> Sequence[Template]:
+        """The tenant's templates."""
+        return self._registry.templates(tenant_id)
+
+    def template_history(self, tenant_id: str, template_id: str) -> Sequence[TemplateVersion]:
+        """Every version of a template, oldest first."""
+        return self._registry.template_history(tenant_id, template_id)
+
+    def add_url_whitelist(self, tenant_id: str, prefix: str) -> bool:
+        """Whitelist a URL prefix for ``{#url#}``/``{#urlott#}`` values."""
+        return self._registry.add_whitelist(tenant_id, "url", prefix)
+
+    def add_callback_whitelist(self, tenant_id: str, number: str) -> bool:
+        """Whitelist a call-back number for ``{#cbn#}`` values."""
+        return self._registry.add_whitelist(tenant_id, "callback", number)
+
+    def import_dlt_csv(
+        self, tenant_id: str, data: str | bytes, *, pe_id: str | None = None
+    ) -> DltImportReport:
+        """Import your DLT portal's template CSV: all rows or none (``dlt_csv_invalid``)."""
+        return self._registry.import_dlt_csv(tenant_id, data, pe_id=pe_id)
+
+    # ------------------------------------------------------------------ credits
+
+    def top_up(self, tenant_id: str, paise: int, *, reference: str | None = None) -> Transfer:
+        """Add credits; with a ``reference`` (your payment id) a repeat is a no-op."""
+        return self._ledger.top_up(tenant_id, paise, reference=reference)
+
+    def balance(self, tenant_id: str) -> Balance:
+        """Available, posted and reserved paise."""
+        return self._ledger.balance(tenant_id)
+
+    def statement(self, tenant_id: str, *, after: int | None = None, limit: int = 100) -> Statement:
+        """Transfers with the running available balance, oldest first, paginated."""
+        return self._ledger.statement(tenant_id, after=after, limit=limit)
+
+    def reconcile(self, tenant_id: str | None = None) -> ReconcileReport:
+        """Check that the books agree to the last paisa."""
+        return self._ledger.reconcile(tenant_id)
+
+    # ------------------------------------------------------------------ messages
+
+    def send(
+        self,
+        tenant_id: str,
+        *,
+        phone_number: str,
+        content: str,
+        dlt_template_id: str,
+        header: str | None = None,
+        client_message_id: str | None = None,
+        validity_seconds: int | None = None,
+        priority: int = 0,
+        metadata: Mapping[str, Any] | None = None,
+        sandbox: bool = False,
+    ) -> SendResult:
+        """Validate, price and durably queue one message; a retry with the same id is a replay."""
+        request = SendRequest(
+            phone_number=phone_number,
+            content=content,
+            dlt_template_id=dlt_template_id,
+            header=header,
+            client_message_id=client_message_id,
+            validity_seconds=validity_seconds,
+            priority=priority,
+            metadata=metadata or {},
+        )
+        return self._send.send(tenant_id, request, sandbox=sandbox)
+
+    def send_batch(
+        self,
+        tenant_id: str,
+        messages: Sequence[SendRequest | Mapping[str, Any]],
+        *,
+        all_or_nothing: bool = False,
+        sandbox: bool = False,
+    ) -> BatchResult:
+        """Accept up to 1,000 messages; per-item results by index."""
+        requests = [_request(m, i) for i, m in enumerate(messages)]
+        return self._send.send_batch(
+            tenant_id, requests, sandbox=sandbox, all_or_nothing=all_or_nothing
+        )
+
+    def estimate(
+        self,
+        tenant_id: str,
+        *,
+        phone_number: str = "",
+        content: str,
+        dlt_template_id: str,
+        header: str | None = None,
+        sandbox: bool = False,
+    ) -> Estimate:
+        """Segments, encoding, price and DLT verdict, without sending."""
+        request = SendRequest(
+            phone_number=phone_number,
+            content=content,
+            dlt_template_id=dlt_template_id,
+            header=header,
+        )
+        return self._send.estimate(tenant_id, request, sandbox=sandbox)
+
+    def get_message(self, tenant_id: str, message_id: str) -> Message:
+        """A message with parts and timeline; ``MessageNotFound`` (also for another tenant's)."""
+        message = self._ctx.read(lambda uow: uow.messages.get(tenant_id, message_id))
+        if message is None:
+            raise MessageNotFound(f"no message {message_id!r}", field="id")
+        return message
+
+
+def _headers(header: str | None, headers: Iterable[str] | None) -> list[str]:
+    if header is not None and headers is not None:
+        raise InvalidArgument("give header or headers, not both", field="headers")
+    if header is not None:
+        return [header]
+    if headers is None:
+        raise InvalidArgument("a template needs the header it is linked to", field="header")
+    return list(headers)
+
+
+_REQUEST_FIELDS = frozenset(
+    {
+        "phone_number",
+        "content",
+        "dlt_template_id",
+        "header",
+        "client_message_id",
+        "validity_seconds",
+        "priority",
+        "metadata",
+    }
+)
+
+
+def _request(item: SendRequest | Mapping[str, Any], index: int) -> SendRequest:
+    if isinstance(item, SendRequest):
+        return item
+    if not isinstance(item, Mapping):
+        raise InvalidArgument(
+            "each message is a SendRequest or a mapping", field=f"messages[{index}]"
+        )
+    unknown = set(item) - _REQUEST_FIELDS
+    if unknown:
+        raise InvalidArgument(
+            f"unknown field(s) {', '.join(sorted(unknown))}", field=f"messages[{index}]"
+        )
+    missing = {"phone_number", "content", "dlt_template_id"} - set(item)
+    if missing:
+        raise InvalidArgument(
+            f"missing field(s) {', '.join(sorted(missing))}", field=f"messages[{index}]"
+        )
+    return SendRequest(**item)
