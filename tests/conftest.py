@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -28,3 +29,46 @@ def postgres_url() -> str:
             " (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test) to run them"
         )
     return url
+
+
+@pytest.fixture
+def sql_storage_factory(
+    request: pytest.FixtureRequest, tmp_path: os.PathLike[str]
+) -> Iterator[Callable[[str], object]]:
+    """Make a migrated SQL storage: ``"sqlite"`` (a file) or ``"postgres"`` (its own schema).
+
+    Each PostgreSQL storage gets a fresh schema, dropped afterwards, so the suite
+    can run twice in a row (or concurrently) on the same server.
+    """
+    import uuid
+    from pathlib import Path
+
+    from bharatsend_core.adapters.sqlalchemy import SqlStorage
+
+    made: list[tuple[SqlStorage, str | None, str | None]] = []
+
+    def make(kind: str) -> SqlStorage:
+        if kind == "sqlite":
+            url = f"sqlite:///{Path(tmp_path) / f'bs-{len(made)}.db'}"
+            storage = SqlStorage.from_url(url)
+            made.append((storage, None, None))
+        elif kind == "postgres":
+            base = request.getfixturevalue("postgres_url")
+            schema = f"t_{uuid.uuid4().hex[:16]}"
+            storage = SqlStorage.from_url(base, schema=schema)
+            made.append((storage, base, schema))
+        else:
+            raise ValueError(kind)
+        storage.migrate()
+        return storage
+
+    yield make
+    for storage, base, schema in made:
+        storage.close()
+        if schema is not None and base is not None:
+            import sqlalchemy as sa
+
+            engine = sa.create_engine(base)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            engine.dispose()

@@ -442,6 +442,47 @@ def _add_template(commands: _Subparsers, common: argparse.ArgumentParser) -> Non
     match.set_defaults(handler=_run_template_match)
 
 
+# ----------------------------------------------------------------------------- db
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for output."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    credentials, _, host = rest.rpartition("@")
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+def _run_db_upgrade(args: argparse.Namespace) -> _Report:
+    """Create or upgrade the schema of the configured database."""
+    from bharatsend_core.app import BharatSend
+
+    overrides = {"database_url": args.url} if args.url else {}
+    bs = BharatSend.from_url(**overrides)
+    try:
+        bs.migrate()
+    finally:
+        bs.close()
+    url = _redact(bs.settings.database_url)
+    return _Report({"database_url": url, "migrated": True}, f"{url}: schema is up to date")
+
+
+def _add_db(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("db", help="database schema commands")
+    sub = parser.add_subparsers(dest="db_command", metavar="DB_COMMAND", required=True)
+    upgrade = sub.add_parser(
+        "upgrade",
+        parents=[common],
+        help="create or upgrade the schema (idempotent)",
+        description="Apply every pending migration to the database. The URL comes from"
+        " --url, else BHARATSEND_DATABASE_URL, else sqlite:///bharatsend.db.",
+    )
+    upgrade.add_argument("--url", help="database URL, e.g. postgresql+psycopg://user@host/db")
+    upgrade.set_defaults(handler=_run_db_upgrade)
+
+
 # ----------------------------------------------------------------------------- parser
 
 #: Each registers one top-level command and its handler; a new command is one more entry.
@@ -450,6 +491,7 @@ _COMMANDS: Final[tuple[Callable[[_Subparsers, argparse.ArgumentParser], None], .
     _add_segment,
     _add_phone,
     _add_template,
+    _add_db,
 )
 
 

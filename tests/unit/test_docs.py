@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -31,7 +32,11 @@ def test_every_error_code_is_documented_with_its_status(code: str) -> None:
     assert f"| `{code}` | `{cls.__name__}` | {cls.http_status} |" in text
 
 
-def test_readme_python_examples_run() -> None:
+def test_readme_python_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # the examples create bharatsend.db in the working directory
+    for name in list(os.environ):
+        if name.startswith("BHARATSEND_"):
+            monkeypatch.delenv(name)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     blocks = re.findall(r"```python\n(.*?)```", readme, re.S)
     assert blocks

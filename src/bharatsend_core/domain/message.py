@@ -502,7 +502,8 @@ class JsonObject(Mapping[str, Any]):
     __slots__ = ("_data",)
 
     def __init__(self, value: Mapping[str, Any] | None = None) -> None:
-        self._data: dict[str, Any] = copy.deepcopy(dict(value or {}))
+        # Most messages carry no metadata: skip the copy for the empty object.
+        self._data: dict[str, Any] = copy.deepcopy(dict(value)) if value else {}
 
     def __getitem__(self, key: str) -> Any:
         return copy.deepcopy(self._data[key])

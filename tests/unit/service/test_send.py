@@ -22,7 +22,7 @@ from bharatsend_core.domain.errors import (
 from bharatsend_core.domain.message import PartStatus, Status
 from bharatsend_core.service.send import SendRequest
 
-from .conftest import NOON_IST, OTP_TEMPLATE, OTP_TEXT, ORDER_TEMPLATE, PE_ID, World
+from .conftest import NOON_IST, ORDER_TEMPLATE, OTP_TEMPLATE, OTP_TEXT, PE_ID, World
 
 
 def send(world: World, **overrides: object) -> object:
@@ -302,10 +302,16 @@ def test_batch_replays_and_repeats_inside_a_batch(world: World) -> None:
         ],
     )
     a, b, c, d = result.items
-    assert a.result is not None and a.result.replayed and a.result.id == first.id  # type: ignore[attr-defined]
-    assert b.result is not None and not b.result.replayed
-    assert c.result is not None and c.result.replayed and c.result.id == b.result.id
-    assert d.error is not None and d.error.code == "idempotency_conflict"
+    assert a.result is not None
+    assert b.result is not None
+    assert c.result is not None
+    assert d.error is not None
+    assert a.result.replayed
+    assert a.result.id == first.id  # type: ignore[attr-defined]
+    assert not b.result.replayed
+    assert c.result.replayed
+    assert c.result.id == b.result.id
+    assert d.error.code == "idempotency_conflict"
     assert queued(world) == 2
 
 

@@ -136,7 +136,14 @@ class _Tenants(_Repo):
         stored = self._d.tenants.get(tenant.id)
         if stored is None:
             raise TenantNotFound(f"no tenant {tenant.id}", field="tenant_id")
-        self._j.set(self._d.tenants, tenant.id, evolve(tenant, dlt_version=stored.dlt_version))
+        updated = evolve(
+            stored,
+            name=tenant.name,
+            status=tenant.status,
+            billing_point=tenant.billing_point,
+            rates=tenant.rates,
+        )
+        self._j.set(self._d.tenants, tenant.id, updated)
 
     def bump_dlt_version(self, tenant_id: str) -> int:
         stored = self._d.tenants.get(tenant_id)
@@ -163,9 +170,17 @@ class _Keys(_Repo):
         return sorted(keys, key=lambda k: (k.created_at, k.id))
 
     def update(self, key: ApiKey) -> None:
-        if key.id not in self._d.keys:
+        stored = self._d.keys.get(key.id)
+        if stored is None or stored.tenant_id != key.tenant_id:
             raise ApiKeyNotFound(f"no API key {key.id}", field="key_id")
-        self._j.set(self._d.keys, key.id, key)
+        updated = evolve(
+            stored,
+            revoked_at=key.revoked_at,
+            expires_at=key.expires_at,
+            last_used_at=key.last_used_at,
+            name=key.name,
+        )
+        self._j.set(self._d.keys, key.id, updated)
 
 
 class _Dlt(_Repo):

@@ -1,0 +1,1542 @@
+"""SQLite and PostgreSQL storage: the unit of work and its six repositories, on SQLAlchemy Core.
+
+Why Core and not the ORM: the accept path writes a message, its parts, its
+timeline, a ledger reservation and a dispatch row per request, thousands of
+times a second. Here every fixed statement is built and compiled once per
+storage (:class:`_Statements`) and run on the driver's cursor
+(``prepared.py``); rows map to domain values by hand (``_x_row`` /
+``_x_from``), and batches go down as one ``executemany`` per table.
+
+How the contract of ``ports/storage.py`` is kept:
+
+- **One transaction per unit of work.** A unit of work checks out one pooled
+  connection; SQLAlchemy begins on the first statement, ``commit()`` commits,
+  and leaving the block rolls back whatever was not committed. On SQLite the
+  transaction starts with ``BEGIN IMMEDIATE`` (the write lock up front), so
+  concurrent writers queue on ``busy_timeout`` instead of failing with
+  "database is locked" when a reader tries to become a writer.
+- **Identity in unique constraints.** Inserts that can collide use
+  ``INSERT ... ON CONFLICT DO NOTHING`` and read the row count: a duplicate
+  raises the documented error without aborting a PostgreSQL transaction.
+- **Ledger without races.** The tenant debit is a guarded
+  ``UPDATE ... WHERE available >= :need``; the database re-checks the guard
+  on the newest row version after any concurrent writer commits, so two
+  transactions can never spend the same paise. Accounts are updated in one
+  global order (tenant accounts, then system accounts, each by id), so
+  two transfers never wait on each other's locks in a cycle.
+- **Dispatch claims** use ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
+  concurrent workers take disjoint rows without blocking; on SQLite the single
+  writer already serialises claims.
+- **Errors** go through :func:`errors.translate` (``StorageUnavailable``,
+  ``ConfigurationError``) with the driver error as ``__cause__``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext, suppress
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Dialect,
+    Engine,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+
+from bharatsend_core.adapters.sqlalchemy.errors import reraise
+from bharatsend_core.adapters.sqlalchemy.prepared import Prepared, Session, json_dumps
+from bharatsend_core.adapters.sqlalchemy.tables import (
+    UtcDateTime,
+    api_keys,
+    dispatch_queue,
+    dlt_entities,
+    dlt_headers,
+    dlt_template_versions,
+    dlt_templates,
+    dlt_whitelist,
+    ledger_accounts,
+    ledger_transfers,
+    message_events,
+    message_parts,
+    messages,
+    tenants,
+)
+from bharatsend_core.domain.dlt import Entity, Header, Template
+from bharatsend_core.domain.errors import (
+    AlreadyExists,
+    ApiKeyNotFound,
+    BharatSendError,
+    ConfigurationError,
+    DltRecordNotFound,
+    MessageNotFound,
+    StorageUnavailable,
+    TenantNotFound,
+    TransferConflict,
+)
+from bharatsend_core.domain.keys import ApiKey
+from bharatsend_core.domain.ledger import (
+    REVENUE_ACCOUNT,
+    TOPUPS_ACCOUNT,
+    AccountBalance,
+    Effect,
+    Transfer,
+    TransferKind,
+    apply_effects,
+    effects,
+    is_tenant_account,
+    same_transfer,
+)
+from bharatsend_core.domain.message import (
+    Message,
+    MessageError,
+    Part,
+    Status,
+    TimelineEntry,
+)
+from bharatsend_core.domain.tenants import RateCard, Tenant
+from bharatsend_core.ports.storage import (
+    ApiKeyRepository,
+    DispatchClaim,
+    DispatchRepository,
+    DltRepository,
+    DuplicateClientMessageId,
+    LedgerRepository,
+    MessageRepository,
+    MessageSummary,
+    TemplateVersion,
+    TenantRepository,
+    WhitelistKind,
+)
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SQLITE_BUSY_TIMEOUT_MS",
+    "VERSION_TABLE",
+    "SqlApiKeyRepository",
+    "SqlDispatchRepository",
+    "SqlDltRepository",
+    "SqlLedgerRepository",
+    "SqlMessageRepository",
+    "SqlStorage",
+    "SqlTenantRepository",
+    "SqlUnitOfWork",
+]
+
+#: How long a SQLite writer waits for the write lock before giving up
+#: (``StorageUnavailable``); transactions are short, so a queue drains fast.
+SQLITE_BUSY_TIMEOUT_MS: Final = 5000
+#: The Alembic scripts shipped inside the package (no alembic.ini needed).
+MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
+#: Alembic's version table, named for us so it cannot collide with the host
+#: application's own ``alembic_version`` in a shared database.
+VERSION_TABLE: Final = "bharatsend_alembic_version"
+
+_SCHEMA_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+_PIP_POSTGRES: Final = 'pip install "bharatsend-core[postgres]"'
+
+# What ``update`` writes: every column but identity (id, tenant,
+# client_message_id) and the request fingerprint, which are fixed at ``add``.
+_MESSAGE_STATE: Final = (
+    "phone",
+    "content",
+    "template_id",
+    "header",
+    "entity_id",
+    "category",
+    "encoding",
+    "segments",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "expires_at",
+    "created_at",
+    "updated_at",
+    "route",
+    "possible_duplicate",
+    "error_code",
+    "error_reason",
+    "error_carrier_code",
+    "sandbox",
+    "priority",
+    "price_paise",
+    "metadata",
+)
+_PART_STATE: Final = (
+    "status",
+    "carrier_message_id",
+    "submitted_at",
+    "final_at",
+    "error_code",
+    "outcome_unknown",
+)
+_TEMPLATE_FIELDS: Final = (
+    "entity_id",
+    "category",
+    "body",
+    "content_type",
+    "headers",
+    "active",
+    "name",
+)
+# Running total -> the bind name of its delta in the account UPDATEs.
+_DELTA_KEYS: Final = {
+    "debits_pending": "d_debits_pending",
+    "debits_posted": "d_debits_posted",
+    "credits_pending": "d_credits_pending",
+    "credits_posted": "d_credits_posted",
+}
+# A guarded debit that failed and then found enough balance (a top-up committed
+# in between) is tried again this many times before giving up.
+_SPEND_ATTEMPTS: Final = 3
+
+
+# =========================================================================== the storage
+
+
+class SqlStorage:
+    """A :class:`~bharatsend_core.ports.storage.Storage` on SQLite or PostgreSQL.
+
+    Build it with :meth:`from_url`; nothing connects until the first unit of
+    work (or :meth:`migrate`). Safe to share between threads: each unit of
+    work checks out its own pooled connection.
+    """
+
+    def __init__(self, engine: Engine, *, schema: str | None = None) -> None:
+        """Wrap an engine configured by :meth:`from_url` (pragmas, BEGIN IMMEDIATE, search_path)."""
+        self._engine = engine
+        self._schema = schema
+        self._statements = _Statements(engine.dialect)
+        # An in-memory SQLite database lives in one connection: units of work
+        # must take turns on it instead of interleaving their transactions.
+        self._single_connection = (
+            _SingleConnectionGate() if isinstance(engine.pool, StaticPool) else None
+        )
+
+    @classmethod
+    def from_url(cls, url: str, *, schema: str | None = None, echo: bool = False) -> SqlStorage:
+        """A storage for ``sqlite:///path.db``, ``sqlite://`` (memory) or ``postgresql+psycopg://…``.
+
+        ``schema`` (PostgreSQL only) puts every table, and Alembic's version
+        table, in that schema via the connection's ``search_path``; ``echo``
+        logs SQL (never the parameters, which may hold message content).
+        Raises ``ConfigurationError`` for an unsupported URL, a bad schema
+        name, or a PostgreSQL URL without the psycopg driver installed.
+        """
+        try:
+            parsed = make_url(url)
+        except ArgumentError as e:
+            raise ConfigurationError(
+                "the storage URL is not a database URL; use sqlite:///path.db, sqlite://"
+                " or postgresql+psycopg://user@host/db",
+                field="database_url",
+            ) from e
+        options: dict[str, Any] = {
+            "echo": echo,
+            # Parameters hold message content and OTPs: keep them out of logs
+            # and out of the text of SQLAlchemy's exceptions.
+            "hide_parameters": True,
+            "json_serializer": json_dumps,
+        }
+        if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
+            if schema is not None:
+                raise ConfigurationError(
+                    "schema applies to PostgreSQL only; SQLite keeps one schema per file",
+                    field="schema",
+                )
+            return cls(_sqlite_engine(parsed, options))
+        if parsed.drivername in ("postgresql", "postgresql+psycopg"):
+            if schema is not None and not _SCHEMA_RE.fullmatch(schema):
+                raise ConfigurationError(
+                    f"schema {schema!r} is not a plain identifier (letters, digits, _)",
+                    field="schema",
+                )
+            try:
+                importlib.import_module("psycopg")
+            except ImportError as e:
+                raise ConfigurationError(
+                    f"PostgreSQL storage needs the psycopg driver: {_PIP_POSTGRES}",
+                    field="database_url",
+                ) from e
+            return cls(_postgres_engine(parsed, schema, options), schema=schema)
+        raise ConfigurationError(
+            f"unsupported storage URL scheme {parsed.drivername!r}; use sqlite:///path.db,"
+            " sqlite:// or postgresql+psycopg://user@host/db",
+            field="database_url",
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for tools and tests; the service never needs it)."""
+        return self._engine
+
+    def unit_of_work(self) -> SqlUnitOfWork:
+        """A new transaction over every repository; use it as a context manager."""
+        return SqlUnitOfWork(self)
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision and create the system accounts.
+
+        Idempotent, and safe to run from several processes at once: on
+        PostgreSQL an advisory lock serialises concurrent migrators, on SQLite
+        the write lock does. Creates the PostgreSQL schema if it is missing.
+        """
+        from alembic import command
+        from alembic.config import Config
+
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR))
+        config.attributes["schema"] = self._schema
+        config.attributes["version_table"] = VERSION_TABLE
+        try:
+            with self._gate(), self._engine.begin() as connection:
+                if connection.dialect.name == "postgresql":
+                    lock_key = zlib.crc32(f"bharatsend-core migrate {self._schema}".encode())
+                    connection.execute(
+                        select(func.pg_advisory_xact_lock(bindparam("key"))), {"key": lock_key}
+                    )
+                    if self._schema is not None:
+                        connection.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+                config.attributes["connection"] = connection
+                command.upgrade(config, "head")
+                ledger = SqlLedgerRepository(Session(connection), self._statements)
+                for account in (TOPUPS_ACCOUNT, REVENUE_ACCOUNT):
+                    ledger.ensure_account(account, None)
+        except DBAPIError as e:
+            reraise(e)
+
+    def close(self) -> None:
+        """Close every pooled connection; units of work still open keep theirs until they end."""
+        self._engine.dispose()
+
+    def __repr__(self) -> str:
+        url = self._engine.url.render_as_string(hide_password=True)
+        return f"SqlStorage({url!r}, schema={self._schema!r})"
+
+    def _gate(self) -> AbstractContextManager[None]:
+        return self._single_connection or nullcontext()
+
+
+class _SingleConnectionGate:
+    """Lets one unit of work at a time use an in-memory SQLite database's only connection."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._holder: int | None = None
+
+    def __enter__(self) -> None:
+        if self._holder == threading.get_ident():
+            raise ConfigurationError(
+                "an in-memory SQLite database (sqlite://) has a single connection: finish the"
+                " open unit of work before starting another, or use a file URL"
+            )
+        self._lock.acquire()
+        self._holder = threading.get_ident()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._holder = None
+        self._lock.release()
+
+
+def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
+    memory = url.database in (None, "", ":memory:")
+    engine = create_engine(
+        url,
+        # One connection *is* the in-memory database; a file gets a pool.
+        poolclass=StaticPool if memory else None,
+        connect_args={"check_same_thread": False},
+        **options,
+    )
+
+    def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        # Let SQLAlchemy, not the sqlite3 module, decide when a transaction
+        # begins (see on_begin).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        # Set before journal_mode: switching to WAL may itself wait for a lock.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        if not memory:
+            # Readers never block the writer and vice versa; NORMAL is durable
+            # across application crashes in WAL mode, and only a power cut can
+            # lose the last commits.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    def on_begin(connection: Connection) -> None:
+        # Take the write lock now. A deferred BEGIN would start as a reader
+        # and fail with "database is locked" (no busy wait is possible) when
+        # it later tries to write while another writer went first. Sent on
+        # the driver connection: SQLAlchemy's execute path costs more than
+        # the statement; its errors are wrapped the way SQLAlchemy would.
+        try:
+            connection.connection.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+        except sqlite3.Error as e:
+            raise DBAPIError.instance(
+                "BEGIN IMMEDIATE", None, e, sqlite3.Error, dialect=connection.dialect
+            ) from e
+
+    event.listen(engine, "connect", on_connect)
+    event.listen(engine, "begin", on_begin)
+    return engine
+
+
+def _postgres_engine(url: URL, schema: str | None, options: dict[str, Any]) -> Engine:
+    engine = create_engine(
+        url.set(drivername="postgresql+psycopg"),
+        # Explicit: the guarded ledger UPDATE and SKIP LOCKED claims are
+        # designed for READ COMMITTED's re-check of the newest row version.
+        isolation_level="READ COMMITTED",
+        **options,
+    )
+    if schema is not None:
+
+        def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+            # Every pooled connection, before SQLAlchemy's own first queries.
+            autocommit = dbapi_connection.autocommit
+            dbapi_connection.autocommit = True
+            with dbapi_connection.cursor() as cursor:
+                cursor.execute(f'SET search_path TO "{schema}"')
+            dbapi_connection.autocommit = autocommit
+
+        event.listen(engine, "connect", on_connect, insert=True)
+    return engine
+
+
+# =========================================================================== unit of work
+
+
+class SqlUnitOfWork:
+    """One database transaction over every repository (see the module docstring).
+
+    ``commit()`` makes the work durable; the block's end rolls back anything
+    not committed. After ``commit()`` the unit of work may go on: the next
+    statement begins a new transaction.
+    """
+
+    tenants: TenantRepository
+    keys: ApiKeyRepository
+    dlt: DltRepository
+    messages: MessageRepository
+    ledger: LedgerRepository
+    dispatch: DispatchRepository
+
+    def __init__(self, storage: SqlStorage) -> None:
+        """Prepare; nothing is checked out until ``with``."""
+        self._storage = storage
+        self._connection: Connection | None = None
+        self._gate = storage._gate()
+
+    def __enter__(self) -> Self:
+        """Check out a connection; ``StorageUnavailable`` if the database cannot be reached."""
+        self._gate.__enter__()
+        try:
+            connection = self._storage.engine.connect()
+        except DBAPIError as e:
+            self._gate.__exit__(None, None, None)
+            reraise(e)
+        except BaseException:
+            self._gate.__exit__(None, None, None)
+            raise
+        self._connection = connection
+        db = Session(connection)
+        statements = self._storage._statements
+        self.tenants = SqlTenantRepository(db, statements)
+        self.keys = SqlApiKeyRepository(db, statements)
+        self.dlt = SqlDltRepository(db, statements)
+        self.messages = SqlMessageRepository(db, statements)
+        self.ledger = SqlLedgerRepository(db, statements)
+        self.dispatch = SqlDispatchRepository(db, statements)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back whatever was not committed and return the connection to the pool."""
+        connection, self._connection = self._connection, None
+        try:
+            if connection is not None:
+                # A connection that died mid-transaction already lost the
+                # transaction on the server; its rollback error must not hide
+                # the error that brought us here.
+                with suppress(DBAPIError):
+                    connection.rollback()
+                connection.close()
+        finally:
+            self._gate.__exit__(None, None, None)
+
+    def commit(self) -> None:
+        """Make the transaction's writes durable and visible; ``StorageUnavailable`` on failure."""
+        try:
+            self._active().commit()
+        except DBAPIError as e:
+            reraise(e)
+
+    def rollback(self) -> None:
+        """Discard the transaction's writes."""
+        try:
+            self._active().rollback()
+        except DBAPIError as e:
+            reraise(e)
+
+    def _active(self) -> Connection:
+        if self._connection is None:
+            raise RuntimeError("use the unit of work inside a `with` block")
+        return self._connection
+
+
+# =========================================================================== statements
+
+
+def _binds(table: Table, *columns: str) -> dict[str, BindParameter[Any]]:
+    """``column = :column`` for each column (every column of ``table`` if none are named)."""
+    names = columns or tuple(c.key for c in table.c)
+    return {name: bindparam(name, type_=table.c[name].type) for name in names}
+
+
+def _by(table: Table, *columns: str) -> ColumnElement[bool]:
+    """``table.a = :b_a AND ...``: WHERE binds get a ``b_`` prefix so UPDATE can SET the column."""
+    return and_(*(table.c[name] == bindparam(f"b_{name}") for name in columns))
+
+
+class _Statements:
+    """Every fixed statement, compiled once per storage for its dialect (see ``prepared.py``)."""
+
+    def __init__(self, dialect: Dialect) -> None:
+        prepare = partial(Prepared, dialect=dialect)
+        make_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+
+        def insert_or_skip(table: Table, *, exclude: str = "") -> Prepared:
+            """INSERT ... ON CONFLICT DO NOTHING: the row count says whether the row went in."""
+            names = [c.key for c in table.c if c.key != exclude]
+            statement = make_insert(table).values(_binds(table, *names))
+            return prepare(statement.on_conflict_do_nothing())
+
+        def plain_insert(table: Table) -> Prepared:
+            return prepare(insert(table).values(_binds(table)))
+
+        # tenants
+        self.tenant_insert = insert_or_skip(tenants)
+        self.tenant_get = prepare(select(tenants).where(_by(tenants, "id")))
+        self.tenant_update = prepare(
+            update(tenants)
+            .where(_by(tenants, "id"))
+            .values(_binds(tenants, "name", "status", "billing_point", "rates"))
+        )
+        self.tenant_bump = prepare(
+            update(tenants)
+            .where(_by(tenants, "id"))
+            .values(dlt_version=tenants.c.dlt_version + 1)
+            .returning(tenants.c.dlt_version)
+        )
+        self.tenant_list = prepare(select(tenants).order_by(tenants.c.created_at, tenants.c.id))
+
+        # API keys
+        self.key_insert = insert_or_skip(api_keys)
+        self.key_get = prepare(select(api_keys).where(_by(api_keys, "id")))
+        self.key_list = prepare(
+            select(api_keys)
+            .where(_by(api_keys, "tenant_id"))
+            .order_by(api_keys.c.created_at, api_keys.c.id)
+        )
+        self.key_update = prepare(
+            update(api_keys)
+            .where(_by(api_keys, "id", "tenant_id"))
+            .values(_binds(api_keys, "revoked_at", "expires_at", "last_used_at", "name"))
+        )
+
+        # DLT
+        self.entity_insert = insert_or_skip(dlt_entities)
+        self.entity_get = prepare(
+            select(dlt_entities).where(_by(dlt_entities, "tenant_id", "pe_id"))
+        )
+        self.entity_list = prepare(select(dlt_entities).where(_by(dlt_entities, "tenant_id")))
+        self.header_insert = insert_or_skip(dlt_headers)
+        self.header_update = prepare(
+            update(dlt_headers)
+            .where(_by(dlt_headers, "tenant_id", "sender_id"))
+            .values(_binds(dlt_headers, "entity_id", "category", "active"))
+        )
+        self.header_get = prepare(
+            select(dlt_headers).where(_by(dlt_headers, "tenant_id", "sender_id"))
+        )
+        self.header_list = prepare(select(dlt_headers).where(_by(dlt_headers, "tenant_id")))
+        self.template_insert = insert_or_skip(dlt_templates)
+        self.template_update = prepare(
+            update(dlt_templates)
+            .where(_by(dlt_templates, "tenant_id", "template_id"))
+            .values(
+                {
+                    **_binds(dlt_templates, *_TEMPLATE_FIELDS, "updated_at"),
+                    "version": dlt_templates.c.version + 1,
+                }
+            )
+            .returning(dlt_templates.c.version)
+        )
+        self.template_get = prepare(
+            select(dlt_templates).where(_by(dlt_templates, "tenant_id", "template_id"))
+        )
+        self.template_list = prepare(select(dlt_templates).where(_by(dlt_templates, "tenant_id")))
+        self.version_insert = plain_insert(dlt_template_versions)
+        self.version_list = prepare(
+            select(dlt_template_versions)
+            .where(_by(dlt_template_versions, "tenant_id", "template_id"))
+            .order_by(dlt_template_versions.c.version)
+        )
+        self.whitelist_insert = insert_or_skip(dlt_whitelist)
+        self.whitelist_delete = prepare(
+            delete(dlt_whitelist).where(_by(dlt_whitelist, "tenant_id", "kind", "value"))
+        )
+        self.whitelist_list = prepare(
+            select(dlt_whitelist.c.value).where(_by(dlt_whitelist, "tenant_id", "kind"))
+        )
+
+        # messages
+        self.message_insert = insert_or_skip(messages)
+        self.part_insert = plain_insert(message_parts)
+        self.event_insert = plain_insert(message_events)
+        self.message_get = prepare(select(messages).where(_by(messages, "id", "tenant_id")))
+        self.message_by_client_id = prepare(
+            select(messages).where(_by(messages, "tenant_id", "client_message_id"))
+        )
+        # Error path only, with a list of ids: through SQLAlchemy (expanding IN).
+        self.client_ids_taken = select(
+            messages.c.id, messages.c.tenant_id, messages.c.client_message_id
+        ).where(messages.c.client_message_id.in_(bindparam("b_client_ids", expanding=True)))
+        self.parts_of = prepare(
+            select(message_parts)
+            .where(_by(message_parts, "message_id"))
+            .order_by(message_parts.c.idx)
+        )
+        self.events_of = prepare(
+            select(message_events)
+            .where(_by(message_events, "message_id"))
+            .order_by(message_events.c.sequence)
+        )
+        self.message_update = prepare(
+            update(messages)
+            .where(_by(messages, "id", "tenant_id"))
+            .values(_binds(messages, *_MESSAGE_STATE))
+        )
+        self.events_stored = prepare(
+            select(func.count().label("stored"))
+            .select_from(message_events)
+            .where(_by(message_events, "message_id"))
+        )
+        upsert = make_insert(message_parts).values(_binds(message_parts))
+        self.part_upsert = prepare(
+            upsert.on_conflict_do_update(
+                index_elements=[message_parts.c.message_id, message_parts.c.idx],
+                set_={name: upsert.excluded[name] for name in _PART_STATE},
+            )
+        )
+        self.summaries = prepare(
+            select(messages.c.id, messages.c.status, messages.c.price_paise, messages.c.sandbox)
+            .where(_by(messages, "tenant_id"))
+            .order_by(messages.c.created_at, messages.c.id)
+        )
+
+        # ledger
+        a = ledger_accounts.c
+        self.account_insert = insert_or_skip(ledger_accounts)
+        self.account_get = prepare(select(ledger_accounts).where(_by(ledger_accounts, "id")))
+        self.account_all = prepare(select(ledger_accounts).order_by(a.id))
+        change = update(ledger_accounts).values(
+            {
+                name: a[name] + bindparam(key, type_=a[name].type)
+                for name, key in _DELTA_KEYS.items()
+            }
+        )
+        self.account_change = prepare(change.where(_by(ledger_accounts, "id")))
+        self.account_spend = prepare(
+            change.where(
+                _by(ledger_accounts, "id"),
+                a.credits_posted - a.debits_posted - a.debits_pending >= bindparam("b_need"),
+            )
+        )
+        t = ledger_transfers.c
+        self.transfer_insert = insert_or_skip(ledger_transfers, exclude="seq")
+        self.transfer_get = prepare(select(ledger_transfers).where(_by(ledger_transfers, "id")))
+        by_pending = select(ledger_transfers).where(_by(ledger_transfers, "pending_id"))
+        self.transfer_by_pending = prepare(by_pending)
+        self.transfer_settlement = prepare(
+            by_pending.where(
+                or_(t.kind == TransferKind.POST.value, t.kind == TransferKind.VOID.value)
+            )
+        )
+        self.transfer_delete = prepare(delete(ledger_transfers).where(_by(ledger_transfers, "id")))
+
+        # dispatch
+        q = dispatch_queue.c
+        self.dispatch_insert = insert_or_skip(dispatch_queue)
+        claimable = (
+            select(q.message_id)
+            .where(
+                q.due_at <= bindparam("b_now"),
+                or_(q.owner.is_(None), q.lease_expires_at <= bindparam("b_now")),
+            )
+            .order_by(q.priority.desc(), q.due_at, q.message_id)
+            .limit(bindparam("b_limit", type_=Integer()))
+        )
+        lease = {
+            "owner": bindparam("new_owner", type_=String()),
+            "lease_expires_at": bindparam("new_lease_expires_at", type_=UtcDateTime()),
+        }
+        returning = (q.message_id, q.tenant_id, q.due_at, q.priority, q.lease_expires_at)
+        if dialect.name == "postgresql":
+            # Lock the candidates, skipping rows another claimer holds locked,
+            # then lease them in the same statement. A locking CTE runs once,
+            # unlike a LIMIT subquery the planner could re-evaluate.
+            candidates = claimable.with_for_update(skip_locked=True).cte("candidates")
+            claim = update(dispatch_queue).where(q.message_id == candidates.c.message_id)
+        else:
+            # SQLite: this transaction already holds the only write lock.
+            claim = update(dispatch_queue).where(q.message_id.in_(claimable))
+        self.dispatch_claim = prepare(claim.values(lease).returning(*returning))
+        held = _by(dispatch_queue, "message_id", "owner")
+        self.dispatch_ack = prepare(delete(dispatch_queue).where(held))
+        self.dispatch_release = prepare(
+            update(dispatch_queue)
+            .where(held)
+            .values(
+                owner=None,
+                lease_expires_at=None,
+                due_at=bindparam("new_due_at", type_=UtcDateTime()),
+            )
+        )
+        self.dispatch_extend = prepare(
+            update(dispatch_queue)
+            .where(held)
+            .values({"lease_expires_at": lease["lease_expires_at"]})
+        )
+        self.dispatch_depth = prepare(
+            select(func.count().label("due"))
+            .select_from(dispatch_queue)
+            .where(q.due_at <= bindparam("b_now"))
+        )
+
+
+class _Repository:
+    """What every repository holds: the unit of work's session and the prepared statements."""
+
+    __slots__ = ("_db", "_s")
+
+    def __init__(self, db: Session, statements: _Statements) -> None:
+        self._db = db
+        self._s = statements
+
+
+# =========================================================================== tenants
+
+
+def _tenant_row(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "status": tenant.status.value,
+        "billing_point": tenant.billing_point.value,
+        "rates": tenant.rates.to_dict(),
+        "dlt_version": tenant.dlt_version,
+        "created_at": tenant.created_at,
+    }
+
+
+def _tenant_from(row: Any) -> Tenant:
+    return Tenant(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        created_at=row.created_at,
+        billing_point=row.billing_point,
+        rates=RateCard.from_dict(row.rates),
+        dlt_version=row.dlt_version,
+    )
+
+
+class SqlTenantRepository(_Repository):
+    """Tenants, one row each; the DLT version is a counter bumped in place."""
+
+    __slots__ = ()
+
+    def add(self, tenant: Tenant) -> None:
+        """Insert; ``AlreadyExists`` if the id is taken."""
+        if not self._db.write(self._s.tenant_insert, _tenant_row(tenant)):
+            raise AlreadyExists(f"tenant {tenant.id} already exists", field="tenant_id")
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """The tenant, or None."""
+        row = self._db.one(self._s.tenant_get, {"b_id": tenant_id})
+        return None if row is None else _tenant_from(row)
+
+    def update(self, tenant: Tenant) -> None:
+        """Replace name, status, billing point, rates; ``TenantNotFound`` if missing."""
+        row = _tenant_row(tenant)
+        row["b_id"] = tenant.id
+        if not self._db.write(self._s.tenant_update, row):
+            raise TenantNotFound(f"no tenant {tenant.id}", field="tenant_id")
+
+    def bump_dlt_version(self, tenant_id: str) -> int:
+        """Increment and return the tenant's DLT registry version; ``TenantNotFound`` if missing."""
+        version = self._db.scalar(self._s.tenant_bump, {"b_id": tenant_id})
+        if version is None:
+            raise TenantNotFound(f"no tenant {tenant_id}", field="tenant_id")
+        return int(version)
+
+    def list(self) -> Sequence[Tenant]:
+        """Every tenant, oldest first."""
+        return [_tenant_from(row) for row in self._db.all(self._s.tenant_list)]
+
+
+# =========================================================================== API keys
+
+
+def _key_row(key: ApiKey) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "tenant_id": key.tenant_id,
+        "mode": key.mode.value,
+        "secret_hash": key.secret_hash,
+        "scopes": sorted(scope.value for scope in key.scopes),
+        "name": key.name,
+        "created_at": key.created_at,
+        "expires_at": key.expires_at,
+        "revoked_at": key.revoked_at,
+        "last_used_at": key.last_used_at,
+    }
+
+
+def _key_from(row: Any) -> ApiKey:
+    return ApiKey(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        mode=row.mode,
+        secret_hash=row.secret_hash,
+        scopes=frozenset(row.scopes),
+        created_at=row.created_at,
+        name=row.name,
+        expires_at=row.expires_at,
+        revoked_at=row.revoked_at,
+        last_used_at=row.last_used_at,
+    )
+
+
+class SqlApiKeyRepository(_Repository):
+    """API keys: the id is the primary key, so verification is one index lookup."""
+
+    __slots__ = ()
+
+    def add(self, key: ApiKey) -> None:
+        """Insert; ``AlreadyExists`` if the key id is taken."""
+        if not self._db.write(self._s.key_insert, _key_row(key)):
+            raise AlreadyExists(f"API key {key.id} already exists", field="key_id")
+
+    def get(self, key_id: str) -> ApiKey | None:
+        """One indexed lookup by the public key id, across tenants."""
+        row = self._db.one(self._s.key_get, {"b_id": key_id})
+        return None if row is None else _key_from(row)
+
+    def list(self, tenant_id: str) -> Sequence[ApiKey]:
+        """The tenant's keys, oldest first."""
+        return [_key_from(r) for r in self._db.all(self._s.key_list, {"b_tenant_id": tenant_id})]
+
+    def update(self, key: ApiKey) -> None:
+        """Replace revoked_at, expires_at, last_used_at, name; ``ApiKeyNotFound`` if missing.
+
+        Scoped by tenant: another tenant's key with this id counts as missing.
+        """
+        row = _key_row(key)
+        row["b_id"] = key.id
+        row["b_tenant_id"] = key.tenant_id
+        if not self._db.write(self._s.key_update, row):
+            raise ApiKeyNotFound(f"no API key {key.id} for this tenant", field="key_id")
+
+
+# =========================================================================== DLT
+
+
+def _template_row(tenant_id: str, template: Template) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "template_id": template.template_id,
+        "entity_id": template.entity_id,
+        "category": template.category.value,
+        "body": template.body,
+        "content_type": template.content_type.value,
+        "headers": sorted(template.headers),
+        "active": template.active,
+        "name": template.name,
+    }
+
+
+def _template_from(row: Any) -> Template:
+    return Template(
+        template_id=row.template_id,
+        entity_id=row.entity_id,
+        category=row.category,
+        body=row.body,
+        content_type=row.content_type,
+        headers=frozenset(row.headers),
+        active=row.active,
+        name=row.name,
+    )
+
+
+def _header_row(tenant_id: str, header: Header) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "sender_id": header.sender_id,
+        "entity_id": header.entity_id,
+        "category": header.category.value,
+        "active": header.active,
+    }
+
+
+def _header_from(row: Any) -> Header:
+    return Header(
+        sender_id=row.sender_id, entity_id=row.entity_id, category=row.category, active=row.active
+    )
+
+
+class SqlDltRepository(_Repository):
+    """One tenant's DLT registry: entities, headers, versioned templates, whitelists.
+
+    Lists are sorted in Python, by code point: PostgreSQL would order by the
+    database's collation (``abc`` before ``ABC`` under most locales), and
+    every backend must give the same order.
+    """
+
+    __slots__ = ()
+
+    def add_entity(self, tenant_id: str, entity: Entity) -> None:
+        """Insert; ``AlreadyExists`` if the tenant already has this PE ID."""
+        row = {"tenant_id": tenant_id, "pe_id": entity.pe_id, "name": entity.name}
+        if not self._db.write(self._s.entity_insert, row):
+            raise AlreadyExists(f"entity {entity.pe_id} is already registered", field="entity_id")
+
+    def get_entity(self, tenant_id: str, pe_id: str) -> Entity | None:
+        """The entity, or None."""
+        row = self._db.one(self._s.entity_get, {"b_tenant_id": tenant_id, "b_pe_id": pe_id})
+        return None if row is None else Entity(row.pe_id, row.name)
+
+    def list_entities(self, tenant_id: str) -> Sequence[Entity]:
+        """Every entity of the tenant, by PE ID."""
+        rows = self._db.all(self._s.entity_list, {"b_tenant_id": tenant_id})
+        return sorted((Entity(r.pe_id, r.name) for r in rows), key=lambda e: e.pe_id)
+
+    def add_header(self, tenant_id: str, header: Header) -> None:
+        """Insert; ``AlreadyExists`` if the tenant already has this sender ID."""
+        if not self._db.write(self._s.header_insert, _header_row(tenant_id, header)):
+            raise AlreadyExists(f"header {header.sender_id} is already registered", field="header")
+
+    def update_header(self, tenant_id: str, header: Header) -> None:
+        """Replace; ``DltRecordNotFound`` if missing."""
+        row = _header_row(tenant_id, header)
+        row["b_tenant_id"] = tenant_id
+        row["b_sender_id"] = header.sender_id
+        if not self._db.write(self._s.header_update, row):
+            raise DltRecordNotFound(f"no header {header.sender_id}", field="header")
+
+    def get_header(self, tenant_id: str, sender_id: str) -> Header | None:
+        """The header (case-sensitive), or None."""
+        params = {"b_tenant_id": tenant_id, "b_sender_id": sender_id}
+        row = self._db.one(self._s.header_get, params)
+        return None if row is None else _header_from(row)
+
+    def list_headers(self, tenant_id: str) -> Sequence[Header]:
+        """Every header of the tenant, by sender ID."""
+        rows = self._db.all(self._s.header_list, {"b_tenant_id": tenant_id})
+        return sorted((_header_from(r) for r in rows), key=lambda h: h.sender_id)
+
+    def add_template(self, tenant_id: str, template: Template, at: datetime) -> None:
+        """Insert as version 1; ``AlreadyExists`` if the tenant already has this template ID."""
+        row = _template_row(tenant_id, template)
+        if not self._db.write(self._s.template_insert, {**row, "version": 1, "updated_at": at}):
+            raise AlreadyExists(
+                f"template {template.template_id} is already registered", field="dlt_template_id"
+            )
+        self._db.write(self._s.version_insert, {**row, "version": 1, "changed_at": at})
+
+    def update_template(self, tenant_id: str, template: Template, at: datetime) -> int:
+        """Replace and append a history version; return its number. ``DltRecordNotFound``.
+
+        The version is bumped by the UPDATE itself: concurrent updates of one
+        template queue on its row lock and get consecutive numbers.
+        """
+        row = _template_row(tenant_id, template)
+        params = {**row, "b_tenant_id": tenant_id, "b_template_id": template.template_id}
+        version = self._db.scalar(self._s.template_update, {**params, "updated_at": at})
+        if version is None:
+            raise DltRecordNotFound(f"no template {template.template_id}", field="dlt_template_id")
+        self._db.write(self._s.version_insert, {**row, "version": version, "changed_at": at})
+        return int(version)
+
+    def get_template(self, tenant_id: str, template_id: str) -> Template | None:
+        """The current version, or None."""
+        params = {"b_tenant_id": tenant_id, "b_template_id": template_id}
+        row = self._db.one(self._s.template_get, params)
+        return None if row is None else _template_from(row)
+
+    def list_templates(self, tenant_id: str) -> Sequence[Template]:
+        """Every template of the tenant (active or not), by template ID."""
+        rows = self._db.all(self._s.template_list, {"b_tenant_id": tenant_id})
+        return sorted((_template_from(r) for r in rows), key=lambda t: t.template_id)
+
+    def template_history(self, tenant_id: str, template_id: str) -> Sequence[TemplateVersion]:
+        """Every version, oldest first (empty if unknown)."""
+        params = {"b_tenant_id": tenant_id, "b_template_id": template_id}
+        return [
+            TemplateVersion(version=r.version, template=_template_from(r), changed_at=r.changed_at)
+            for r in self._db.all(self._s.version_list, params)
+        ]
+
+    def add_whitelist(self, tenant_id: str, kind: WhitelistKind, value: str) -> bool:
+        """Add an entry; False if it was already there."""
+        row = {"tenant_id": tenant_id, "kind": kind, "value": value}
+        return bool(self._db.write(self._s.whitelist_insert, row))
+
+    def remove_whitelist(self, tenant_id: str, kind: WhitelistKind, value: str) -> bool:
+        """Remove an entry; False if it was not there."""
+        params = {"b_tenant_id": tenant_id, "b_kind": kind, "b_value": value}
+        return bool(self._db.write(self._s.whitelist_delete, params))
+
+    def list_whitelist(self, tenant_id: str, kind: WhitelistKind) -> Sequence[str]:
+        """The entries, sorted."""
+        params = {"b_tenant_id": tenant_id, "b_kind": kind}
+        return sorted(row.value for row in self._db.all(self._s.whitelist_list, params))
+
+
+# =========================================================================== messages
+
+
+def _message_state(message: Message) -> dict[str, Any]:
+    """The values of ``_MESSAGE_STATE``: every column but identity and fingerprint."""
+    error = message.error
+    return {
+        "phone": message.phone,
+        "content": message.content,
+        "template_id": message.template_id,
+        "header": message.header,
+        "entity_id": message.entity_id,
+        "category": message.category,
+        "encoding": message.encoding,
+        "segments": message.segments,
+        "status": message.status.value,
+        "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at,
+        "expires_at": message.expires_at,
+        "created_at": message.created_at,
+        "updated_at": message.updated_at,
+        "route": message.route,
+        "possible_duplicate": message.possible_duplicate,
+        "error_code": None if error is None else error.code,
+        "error_reason": None if error is None else error.reason.value,
+        "error_carrier_code": None if error is None else error.carrier_code,
+        "sandbox": message.sandbox,
+        "priority": message.priority,
+        "price_paise": message.price_paise,
+        # Most messages carry none: skip the defensive deep copy then.
+        "metadata": message.metadata.to_dict() if message.metadata else {},
+    }
+
+
+def _part_row(message_id: str, part: Part) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "idx": part.index,
+        "status": part.status.value,
+        "carrier_message_id": part.carrier_message_id,
+        "submitted_at": part.submitted_at,
+        "final_at": part.final_at,
+        "error_code": part.error_code,
+        "outcome_unknown": part.outcome_unknown,
+    }
+
+
+def _event_row(message_id: str, entry: TimelineEntry) -> dict[str, Any]:
+    return {
+        "message_id": message_id,
+        "sequence": entry.sequence,
+        "at": entry.at,
+        "kind": entry.kind,
+        "status": entry.status.value,
+        "detail": entry.detail,  # pairs serialise as [key, value] lists
+    }
+
+
+def _part_from(row: Any) -> Part:
+    return Part(
+        index=row.idx,
+        status=row.status,
+        carrier_message_id=row.carrier_message_id,
+        submitted_at=row.submitted_at,
+        final_at=row.final_at,
+        error_code=row.error_code,
+        outcome_unknown=row.outcome_unknown,
+    )
+
+
+def _entry_from(row: Any) -> TimelineEntry:
+    return TimelineEntry(
+        sequence=row.sequence,
+        at=row.at,
+        kind=row.kind,
+        status=row.status,
+        detail=tuple((key, value) for key, value in row.detail),
+    )
+
+
+def _message_from(row: Any, parts: Iterable[Any], events: Iterable[Any]) -> Message:
+    error = (
+        None
+        if row.error_code is None
+        else MessageError(row.error_code, row.error_reason, row.error_carrier_code)
+    )
+    return Message(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        client_message_id=row.client_message_id,
+        phone=row.phone,
+        content=row.content,
+        template_id=row.template_id,
+        header=row.header,
+        entity_id=row.entity_id,
+        category=row.category,
+        encoding=row.encoding,
+        segments=row.segments,
+        parts=tuple(_part_from(p) for p in parts),
+        status=row.status,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        route=row.route,
+        possible_duplicate=row.possible_duplicate,
+        error=error,
+        sandbox=row.sandbox,
+        priority=row.priority,
+        price_paise=row.price_paise,
+        metadata=row.metadata,
+        timeline=tuple(_entry_from(e) for e in events),
+    )
+
+
+class SqlMessageRepository(_Repository):
+    """Messages: one row each, plus one row per part and per timeline entry.
+
+    A batch of N messages is three ``executemany`` calls (messages, parts,
+    timeline) whatever N is.
+    """
+
+    __slots__ = ()
+
+    def add(self, message: Message, *, fingerprint: str | None) -> None:
+        """Insert message, parts and timeline.
+
+        ``DuplicateClientMessageId`` if the tenant already has the
+        client_message_id; ``AlreadyExists`` if the message id is taken.
+        """
+        self.add_many(((message, fingerprint),))
+
+    def add_many(self, items: Sequence[tuple[Message, str | None]]) -> None:
+        """Insert several in three round trips; same errors as ``add``.
+
+        The messages go first, with ``ON CONFLICT DO NOTHING``: if one was
+        skipped, nothing more is written and the error names the duplicate
+        (the caller then rolls back).
+        """
+        if not items:
+            return
+        rows = []
+        for message, fingerprint in items:
+            row = _message_state(message)
+            row["id"] = message.id
+            row["tenant_id"] = message.tenant_id
+            row["client_message_id"] = message.client_message_id
+            row["fingerprint"] = fingerprint
+            rows.append(row)
+        if self._db.write_many(self._s.message_insert, rows) != len(rows):
+            raise self._duplicate([message for message, _ in items])
+        parts = [_part_row(m.id, p) for m, _ in items for p in m.parts]
+        self._db.write_many(self._s.part_insert, parts)
+        events = [_event_row(m.id, e) for m, _ in items for e in m.timeline]
+        if events:
+            self._db.write_many(self._s.event_insert, events)
+
+    def _duplicate(self, batch: Sequence[Message]) -> Exception:
+        """Which rule a skipped insert broke (error path only)."""
+        client_ids = sorted({m.client_message_id for m in batch if m.client_message_id})
+        if client_ids:
+            holders = {
+                (r.tenant_id, r.client_message_id): r.id
+                for r in self._db.run(self._s.client_ids_taken, {"b_client_ids": client_ids})
+            }
+            for m in batch:
+                # Rows this batch inserted hold their own id; any other holder
+                # had the client_message_id first.
+                holder = holders.get((m.tenant_id, m.client_message_id))
+                if holder is not None and holder != m.id:
+                    return DuplicateClientMessageId(
+                        f"tenant {m.tenant_id} already has a message with client_message_id"
+                        f" {m.client_message_id!r} ({holder})"
+                    )
+        if len(batch) == 1:
+            return AlreadyExists(f"message {batch[0].id} already exists", field="id")
+        return AlreadyExists("a message id in this batch is already taken", field="id")
+
+    def get(self, tenant_id: str, message_id: str) -> Message | None:
+        """The message if it belongs to the tenant, else None (never another tenant's)."""
+        row = self._db.one(self._s.message_get, {"b_id": message_id, "b_tenant_id": tenant_id})
+        return None if row is None else self._load(row)
+
+    def find_by_client_id(
+        self, tenant_id: str, client_message_id: str
+    ) -> tuple[Message, str | None] | None:
+        """The message with this client_message_id and its request fingerprint, or None."""
+        params = {"b_tenant_id": tenant_id, "b_client_message_id": client_message_id}
+        row = self._db.one(self._s.message_by_client_id, params)
+        return None if row is None else (self._load(row), row.fingerprint)
+
+    def _load(self, row: Any) -> Message:
+        key = {"b_message_id": row.id}
+        parts = self._db.all(self._s.parts_of, key)
+        return _message_from(row, parts, self._db.all(self._s.events_of, key))
+
+    def update(self, message: Message) -> None:
+        """Persist a message after ``apply``: fields, parts, and timeline entries not yet stored.
+
+        The row is updated first, which on PostgreSQL also locks it, so the
+        count of stored timeline entries read next cannot move under us.
+        Entries below that count are never written again (append-only).
+        Identity (id, tenant, client_message_id) and the request fingerprint
+        are fixed at ``add``. ``MessageNotFound`` if missing.
+        """
+        params = _message_state(message)
+        params["b_id"] = message.id
+        params["b_tenant_id"] = message.tenant_id
+        if not self._db.write(self._s.message_update, params):
+            raise MessageNotFound(f"no message {message.id} for this tenant", field="message_id")
+        stored = self._db.scalar(self._s.events_stored, {"b_message_id": message.id})
+        new = [_event_row(message.id, e) for e in message.timeline if e.sequence >= stored]
+        if new:
+            self._db.write_many(self._s.event_insert, new)
+        parts = [_part_row(message.id, p) for p in message.parts]
+        self._db.write_many(self._s.part_upsert, parts)
+
+    def summaries(self, tenant_id: str) -> Sequence[MessageSummary]:
+        """Status and price of every message of the tenant, oldest first (reconciliation)."""
+        return [
+            MessageSummary(r.id, Status(r.status), r.price_paise, r.sandbox)
+            for r in self._db.all(self._s.summaries, {"b_tenant_id": tenant_id})
+        ]
+
+
+# =========================================================================== ledger
+
+
+def _transfer_row(transfer: Transfer) -> dict[str, Any]:
+    return {
+        "id": transfer.id,
+        "kind": transfer.kind.value,
+        "debit_account": transfer.debit_account,
+        "credit_account": transfer.credit_account,
+        "amount": transfer.amount,
+        "tenant_id": transfer.tenant_id,
+        "created_at": transfer.created_at,
+        "pending_id": transfer.pending_id,
+        "message_id": transfer.message_id,
+        "reference": transfer.reference,
+    }
+
+
+def _transfer_from(row: Any) -> Transfer:
+    return Transfer(
+        id=row.id,
+        kind=row.kind,
+        debit_account=row.debit_account,
+        credit_account=row.credit_account,
+        amount=row.amount,
+        tenant_id=row.tenant_id,
+        created_at=row.created_at,
+        pending_id=row.pending_id,
+        message_id=row.message_id,
+        reference=row.reference,
+    )
+
+
+def _balance_from(row: Any) -> AccountBalance:
+    return AccountBalance(
+        account_id=row.id,
+        debits_pending=row.debits_pending,
+        debits_posted=row.debits_posted,
+        credits_pending=row.credits_pending,
+        credits_posted=row.credits_posted,
+    )
+
+
+def _lock_order(account_id: str) -> tuple[bool, str]:
+    """Tenant accounts first, then system accounts, each by id: one global lock order."""
+    return (not is_tenant_account(account_id), account_id)
+
+
+class SqlLedgerRepository(_Repository):
+    """Accounts with running totals, and immutable transfers that change them.
+
+    ``record`` inserts the transfer first (``ON CONFLICT DO NOTHING``: a
+    replay changes nothing), then applies its effects, computed by
+    :func:`bharatsend_core.domain.ledger.effects`, as one UPDATE per account.
+    A refused transfer (overdraw, unknown account, bad settlement) is undone
+    inside the transaction before the error is raised, so the unit of work
+    stays consistent and usable.
+    """
+
+    __slots__ = ()
+
+    def ensure_account(self, account_id: str, tenant_id: str | None) -> None:
+        """Create the account with zero totals if it does not exist."""
+        row = {"id": account_id, "tenant_id": tenant_id, **dict.fromkeys(_DELTA_KEYS, 0)}
+        self._db.write(self._s.account_insert, row)
+
+    def record(self, transfer: Transfer) -> Transfer:
+        """Apply a transfer atomically with its balance effects; return what is stored.
+
+        Idempotent: an equal replay returns the stored transfer. Raises
+        ``TransferConflict`` (different fields under the same id, a settlement
+        that does not fit, a reservation already settled, an unknown account)
+        or ``InsufficientCredits`` (a tenant account would overdraw).
+        """
+        if not self._db.write(self._s.transfer_insert, _transfer_row(transfer)):
+            return self._replayed(transfer)
+        try:
+            settles = None if transfer.pending_id is None else self.get(transfer.pending_id)
+            self._apply(effects(transfer, settles))
+        except BharatSendError:
+            self._db.write(self._s.transfer_delete, {"b_id": transfer.id})
+            raise
+        return transfer
+
+    def _replayed(self, transfer: Transfer) -> Transfer:
+        """The insert was skipped: an equal replay, a conflicting one, or a second settlement."""
+        stored = self.get(transfer.id)
+        if stored is not None:
+            if same_transfer(stored, transfer):
+                return stored
+            raise TransferConflict(
+                f"transfer {transfer.id} was already recorded with different fields;"
+                " a replay must repeat the original exactly",
+                field="id",
+            )
+        # Not the id: uq_ledger_transfers_pending_id refused a second settlement.
+        holder = self._db.one(self._s.transfer_by_pending, {"b_pending_id": transfer.pending_id})
+        by = "" if holder is None else f" by {holder.kind} {holder.id}"
+        raise TransferConflict(
+            f"{transfer.pending_id} is already settled{by}; a {transfer.kind.value} cannot"
+            " settle it again",
+            field="pending_id",
+        )
+
+    def _apply(self, changes: Sequence[Effect]) -> None:
+        """One UPDATE per account, in lock order; undo the ones done if a later one is refused."""
+        deltas: dict[str, dict[str, int]] = {}
+        for change in changes:
+            per_field = deltas.setdefault(change.account_id, dict.fromkeys(_DELTA_KEYS.values(), 0))
+            per_field[_DELTA_KEYS[change.field]] += change.delta
+        done: list[str] = []
+        try:
+            for account_id in sorted(deltas, key=_lock_order):
+                mine = [c for c in changes if c.account_id == account_id]
+                self._change(account_id, deltas[account_id], mine)
+                done.append(account_id)
+        except BharatSendError:
+            for account_id in done:
+                undo = {key: -value for key, value in deltas[account_id].items()}
+                self._db.write(self._s.account_change, {"b_id": account_id, **undo})
+            raise
+
+    def _change(self, account_id: str, delta: Mapping[str, int], mine: Sequence[Effect]) -> None:
+        params: dict[str, Any] = {"b_id": account_id, **delta}
+        # How far the available balance (credits_posted - debits_posted -
+        # debits_pending) drops: only a drop can overdraw.
+        need = delta["d_debits_posted"] + delta["d_debits_pending"] - delta["d_credits_posted"]
+        if need <= 0 or not is_tenant_account(account_id):
+            if not self._db.write(self._s.account_change, params):
+                raise self._unknown(account_id)
+            return
+        params["b_need"] = need
+        for _ in range(_SPEND_ATTEMPTS):
+            # The database evaluates the guard on the newest committed row,
+            # after any concurrent writer of this account finished: two
+            # transactions can never both spend the same paise.
+            if self._db.write(self._s.account_spend, params):
+                return
+            balance = self._stored_balance(account_id)
+            if balance is None:
+                raise self._unknown(account_id)
+            # Raises InsufficientCredits worded by the domain; returns if a
+            # top-up committed meanwhile and the debit now fits: try again.
+            apply_effects({account_id: balance}, mine)
+        raise StorageUnavailable(
+            f"the balance of {account_id} kept changing while it was being debited;"
+            " nothing was recorded, retry the operation"
+        )
+
+    @staticmethod
+    def _unknown(account_id: str) -> TransferConflict:
+        return TransferConflict(
+            f"ledger account {account_id} does not exist; create it with ensure_account first",
+            field="account_id",
+        )
+
+    def _stored_balance(self, account_id: str) -> AccountBalance | None:
+        row = self._db.one(self._s.account_get, {"b_id": account_id})
+        return None if row is None else _balance_from(row)
+
+    def get(self, transfer_id: str) -> Transfer | None:
+        """The transfer, or None."""
+        row = self._db.one(self._s.transfer_get, {"b_id": transfer_id})
+        return None if row is None else _transfer_from(row)
+
+    def settlement_of(self, reservation_id: str) -> Transfer | None:
+        """The post or void that settled a reservation, or None while it is pending."""
+        row = self._db.one(self._s.transfer_settlement, {"b_pending_id": reservation_id})
+        return None if row is None else _transfer_from(row)
+
+    def balance(self, account_id: str) -> AccountBalance:
+        """The account's totals (all zero for an unknown account)."""
+        return self._stored_balance(account_id) or AccountBalance(account_id)
+
+    def balances(self) -> Sequence[AccountBalance]:
+        """Every account's totals, by account id."""
+        return [_balance_from(row) for row in self._db.all(self._s.account_all)]
+
+    def transfers(
+        self,
+        *,
+        account_id: str | None = None,
+        tenant_id: str | None = None,
+        after: int | None = None,
+        limit: int | None = None,
+    ) -> Sequence[tuple[int, Transfer]]:
+        """Transfers in the order they were recorded, each with its sequence number (a cursor)."""
+        t = ledger_transfers.c
+        query = select(ledger_transfers).order_by(t.seq)
+        if account_id is not None:
+            query = query.where(or_(t.debit_account == account_id, t.credit_account == account_id))
+        if tenant_id is not None:
+            query = query.where(t.tenant_id == tenant_id)
+        if after is not None:
+            query = query.where(t.seq > after)
+        if limit is not None:
+            query = query.limit(limit)
+        return [(int(row.seq), _transfer_from(row)) for row in self._db.run(query)]
+
+
+# =========================================================================== dispatch
+
+
+def _claim_order(claim: DispatchClaim) -> tuple[int, datetime, str]:
+    return (-claim.priority, claim.due_at, claim.message_id)
+
+
+class SqlDispatchRepository(_Repository):
+    """The dispatch queue: one row per message, leased to one worker at a time."""
+
+    __slots__ = ()
+
+    def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
+        """Add a row; ``AlreadyExists`` if the message is already queued."""
+        self.enqueue_many(((message_id, tenant_id, due_at, priority),))
+
+    def enqueue_many(self, rows: Iterable[tuple[str, str, datetime, int]]) -> None:
+        """Add several rows in one round trip; ``AlreadyExists`` if one is already queued."""
+        values = [
+            {
+                "message_id": message_id,
+                "tenant_id": tenant_id,
+                "due_at": due_at,
+                "priority": priority,
+                "owner": None,
+                "lease_expires_at": None,
+            }
+            for message_id, tenant_id, due_at, priority in rows
+        ]
+        if values and self._db.write_many(self._s.dispatch_insert, values) != len(values):
+            if len(values) == 1:
+                message_id = values[0]["message_id"]
+                raise AlreadyExists(f"message {message_id} is already queued", field="message_id")
+            raise AlreadyExists("a message of this batch is already queued", field="message_id")
+
+    def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[DispatchClaim]:
+        """Lease up to ``limit`` due rows nobody holds (or whose lease ran out).
+
+        Highest priority first, then earliest due. One statement picks and
+        leases (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+        """
+        if limit <= 0:
+            return []
+        params = {
+            "b_now": now,
+            "b_limit": limit,
+            "new_owner": owner,
+            "new_lease_expires_at": now + lease,
+        }
+        claims = [
+            DispatchClaim(
+                r.message_id, r.tenant_id, owner, r.lease_expires_at, r.due_at, r.priority
+            )
+            for r in self._db.all(self._s.dispatch_claim, params)
+        ]
+        # RETURNING promises no order.
+        return sorted(claims, key=_claim_order)
+
+    def ack(self, message_id: str, owner: str) -> bool:
+        """Remove a row the owner holds; False if it does not hold it (lease lost)."""
+        params = {"b_message_id": message_id, "b_owner": owner}
+        return bool(self._db.write(self._s.dispatch_ack, params))
+
+    def release(self, message_id: str, owner: str, due_at: datetime) -> bool:
+        """Give a row back, due again at ``due_at``; False if the owner does not hold it."""
+        params = {"b_message_id": message_id, "b_owner": owner, "new_due_at": due_at}
+        return bool(self._db.write(self._s.dispatch_release, params))
+
+    def extend(self, message_id: str, owner: str, until: datetime) -> bool:
+        """Extend a held lease; False if the owner does not hold it."""
+        params = {"b_message_id": message_id, "b_owner": owner, "new_lease_expires_at": until}
+        return bool(self._db.write(self._s.dispatch_extend, params))
+
+    def depth(self, now: datetime) -> int:
+        """Rows due at ``now`` (held or not): how far behind dispatch is."""
+        return int(self._db.scalar(self._s.dispatch_depth, {"b_now": now}))

@@ -1,0 +1,289 @@
+"""Messages: every field, part and timeline entry round-trips; the timeline is append-only."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from attrs import evolve
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.domain.errors import AlreadyExists, MessageNotFound
+from bharatsend_core.domain.message import (
+    Claim,
+    Message,
+    PartReceipt,
+    PartSubmitted,
+    ReceiptOutcome,
+    Status,
+    SubmitFailed,
+)
+from bharatsend_core.ports.storage import DuplicateClientMessageId, MessageSummary, Storage
+
+from .builders import at, message, messages, new_id
+
+EXAMPLES = settings(
+    max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None
+)
+FINGERPRINT = "9f" * 32
+
+
+def add(storage: Storage, *stored: Message, fingerprint: str | None = FINGERPRINT) -> None:
+    with storage.unit_of_work() as uow:
+        for m in stored:
+            uow.messages.add(m, fingerprint=fingerprint)
+        uow.commit()
+
+
+def get(storage: Storage, tenant_id: str, message_id: str) -> Message | None:
+    with storage.unit_of_work() as uow:
+        return uow.messages.get(tenant_id, message_id)
+
+
+# --------------------------------------------------------------------------- round trips
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_every_message_field_part_and_timeline_entry_round_trips(
+    storage: Storage, data: st.DataObject
+) -> None:
+    drawn = data.draw(messages(new_id("ten")))
+    fingerprint = data.draw(st.none() | st.just(FINGERPRINT))
+    add(storage, drawn, fingerprint=fingerprint)
+    assert get(storage, drawn.tenant_id, drawn.id) == drawn
+    if drawn.client_message_id is not None:
+        with storage.unit_of_work() as uow:
+            assert uow.messages.find_by_client_id(drawn.tenant_id, drawn.client_message_id) == (
+                drawn,
+                fingerprint,
+            )
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_a_batch_round_trips_like_single_adds(storage: Storage, data: st.DataObject) -> None:
+    tenant_id = new_id("ten")
+    batch = data.draw(st.lists(messages(tenant_id), min_size=1, max_size=5))
+    with storage.unit_of_work() as uow:
+        uow.messages.add_many([(m, f"{i:064x}") for i, m in enumerate(batch)])
+        uow.commit()
+    with storage.unit_of_work() as uow:
+        assert [uow.messages.get(tenant_id, m.id) for m in batch] == batch
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_update_stores_any_new_state_and_appends_only_the_new_timeline_entries(
+    storage: Storage, data: st.DataObject
+) -> None:
+    """Whatever changed in fields and parts is stored; entries already stored stay as they were."""
+    tenant_id = new_id("ten")
+    before = data.draw(messages(tenant_id))
+    add(storage, before)
+    after = data.draw(messages(tenant_id))
+    stored_count = len(before.timeline)
+    # A stale copy may disagree about stored entries: they are never rewritten.
+    later = tuple(e for e in after.timeline if e.sequence >= stored_count)
+    changed = evolve(
+        after,
+        id=before.id,
+        client_message_id=before.client_message_id,
+        segments=before.segments,
+        parts=tuple(evolve(p, index=i) for i, p in enumerate(data.draw(_parts(before)))),
+        timeline=after.timeline,
+    )
+    with storage.unit_of_work() as uow:
+        uow.messages.update(changed)
+        uow.commit()
+    assert get(storage, tenant_id, before.id) == evolve(changed, timeline=before.timeline + later)
+
+
+def _parts(m: Message) -> st.SearchStrategy[tuple[object, ...]]:
+    from .builders import parts
+
+    return st.tuples(*(parts(i) for i in range(m.segments)))
+
+
+def test_update_after_each_transition_keeps_the_full_timeline(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    current = message(tenant_id, segments=2)
+    add(storage, current)
+    for event in (
+        Claim(at(1), "route-a"),
+        SubmitFailed(at(2), "carrier_busy", "0x58", retry_at=at(30)),
+        Claim(at(30), "route-b"),
+        PartSubmitted(at(31), 0, "c-0"),
+        PartSubmitted(at(31), 1, "c-1"),
+        PartReceipt(at(40), 0, ReceiptOutcome.DELIVERED),
+        PartReceipt(at(41), 1, ReceiptOutcome.DELIVERED),
+        PartReceipt(at(42), 1, ReceiptOutcome.DELIVERED),  # a duplicate: recorded, no change
+    ):
+        current = current.apply(event)
+        with storage.unit_of_work() as uow:
+            uow.messages.update(current)
+            uow.commit()
+        assert get(storage, tenant_id, current.id) == current
+    assert current.status is Status.DELIVERED
+    assert len(current.timeline) > 8
+
+
+def test_update_never_rewrites_a_stored_timeline_entry(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    accepted = message(tenant_id)
+    add(storage, accepted)
+    claimed = accepted.apply(Claim(at(1), "route-a"))
+    forged = evolve(
+        claimed,
+        timeline=(evolve(claimed.timeline[0], kind="tampered"), *claimed.timeline[1:]),
+    )
+    with storage.unit_of_work() as uow:
+        uow.messages.update(forged)
+        uow.commit()
+    assert get(storage, tenant_id, accepted.id) == claimed
+
+
+def test_updating_a_missing_or_foreign_message_raises_message_not_found(storage: Storage) -> None:
+    stored = message(new_id("ten"))
+    add(storage, stored)
+    with pytest.raises(MessageNotFound), storage.unit_of_work() as uow:
+        uow.messages.update(message(new_id("ten")))
+    with pytest.raises(MessageNotFound), storage.unit_of_work() as uow:
+        uow.messages.update(evolve(stored, tenant_id=new_id("ten"), attempts=3))
+    assert get(storage, stored.tenant_id, stored.id) == stored
+
+
+# --------------------------------------------------------------------------- identity
+
+
+def test_another_tenants_message_is_none(storage: Storage) -> None:
+    stored = message(new_id("ten"), client_message_id="order-1")
+    add(storage, stored)
+    other = new_id("ten")
+    assert get(storage, other, stored.id) is None
+    with storage.unit_of_work() as uow:
+        assert uow.messages.find_by_client_id(other, "order-1") is None
+        assert uow.messages.find_by_client_id(stored.tenant_id, "order-2") is None
+        assert uow.messages.summaries(other) == []
+
+
+def test_a_reused_client_message_id_raises_duplicate_client_message_id(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    first = message(tenant_id, client_message_id="order-1")
+    add(storage, first)
+    with pytest.raises(DuplicateClientMessageId), storage.unit_of_work() as uow:
+        uow.messages.add(message(tenant_id, client_message_id="order-1"), fingerprint=None)
+    with storage.unit_of_work() as uow:
+        assert uow.messages.find_by_client_id(tenant_id, "order-1") == (first, FINGERPRINT)
+
+
+def test_the_same_client_message_id_in_two_tenants_is_two_messages(storage: Storage) -> None:
+    a = message(new_id("ten"), client_message_id="order-1")
+    b = message(new_id("ten"), client_message_id="order-1")
+    add(storage, a, b)
+    assert get(storage, a.tenant_id, a.id) == a
+    assert get(storage, b.tenant_id, b.id) == b
+
+
+def test_messages_without_a_client_message_id_never_collide(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    add(storage, message(tenant_id), message(tenant_id))
+    with storage.unit_of_work() as uow:
+        assert len(uow.messages.summaries(tenant_id)) == 2
+
+
+def test_a_taken_message_id_raises_already_exists(storage: Storage) -> None:
+    stored = message(new_id("ten"))
+    add(storage, stored)
+    with pytest.raises(AlreadyExists), storage.unit_of_work() as uow:
+        uow.messages.add(evolve(stored, content="different"), fingerprint=None)
+    assert get(storage, stored.tenant_id, stored.id) == stored
+
+
+def test_a_duplicate_inside_a_batch_raises_and_the_rollback_keeps_nothing(
+    storage: Storage,
+) -> None:
+    tenant_id = new_id("ten")
+    batch = [
+        message(tenant_id, client_message_id="a"),
+        message(tenant_id, client_message_id="b"),
+        message(tenant_id, client_message_id="a"),
+    ]
+    with pytest.raises(DuplicateClientMessageId), storage.unit_of_work() as uow:
+        uow.messages.add_many([(m, None) for m in batch])
+    with storage.unit_of_work() as uow:
+        assert uow.messages.summaries(tenant_id) == []
+
+
+def test_a_batch_reusing_a_stored_message_id_raises_already_exists(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    stored = message(tenant_id)
+    add(storage, stored)
+    with pytest.raises(AlreadyExists), storage.unit_of_work() as uow:
+        uow.messages.add_many([(message(tenant_id), None), (stored, None)])
+    with storage.unit_of_work() as uow:
+        assert [s.id for s in uow.messages.summaries(tenant_id)] == [stored.id]
+
+
+def test_after_a_duplicate_the_next_unit_of_work_works(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    add(storage, message(tenant_id, client_message_id="x"))
+    with pytest.raises(DuplicateClientMessageId), storage.unit_of_work() as uow:
+        uow.messages.add(message(tenant_id, client_message_id="x"), fingerprint=None)
+    fresh = message(tenant_id, client_message_id="y")
+    add(storage, fresh)
+    assert get(storage, tenant_id, fresh.id) == fresh
+
+
+def test_summaries_give_status_price_and_sandbox_of_the_tenants_messages(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    paid = message(tenant_id, price_paise=50)
+    free = message(tenant_id, sandbox=True, accepted=5)
+    failed = (
+        message(tenant_id, price_paise=25, accepted=10)
+        .apply(Claim(at(11), "route-a"))
+        .apply(SubmitFailed(at(12), "carrier_rejected", "0x45", retry_at=None))
+    )
+    add(storage, paid, free, failed, message(new_id("ten")))
+    with storage.unit_of_work() as uow:
+        summaries = sorted(uow.messages.summaries(tenant_id), key=lambda s: s.id)
+    assert summaries == sorted(
+        [
+            MessageSummary(paid.id, Status.ACCEPTED, 50, False),
+            MessageSummary(free.id, Status.ACCEPTED, 0, True),
+            MessageSummary(failed.id, Status.FAILED, 25, False),
+        ],
+        key=lambda s: s.id,
+    )
+
+
+# --------------------------------------------------------------------------- races
+
+
+def test_concurrent_adds_of_one_client_message_id_store_exactly_one(
+    sql_storage: SqlStorage,
+) -> None:
+    tenant_id = new_id("ten")
+    outcomes: list[str] = []
+    barrier = threading.Barrier(8)
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            with sql_storage.unit_of_work() as uow:
+                uow.messages.add(message(tenant_id, client_message_id="once"), fingerprint=None)
+                uow.commit()
+            outcomes.append("stored")
+        except DuplicateClientMessageId:
+            outcomes.append("duplicate")
+
+    threads = [threading.Thread(target=attempt) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["duplicate"] * 7 + ["stored"]
+    with sql_storage.unit_of_work() as uow:
+        assert len(uow.messages.summaries(tenant_id)) == 1
