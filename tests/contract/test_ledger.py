@@ -438,3 +438,33 @@ def test_a_post_and_a_void_racing_for_one_reservation_settle_it_once(
         thread.join()
     assert sorted(outcomes.values()) == ["refused", "settled"]
     assert balance(sql_storage, tenant_account(tenant_id)).debits_pending == 0
+
+
+# ----------------------------------------------------------------------- reserve_many
+
+
+def test_reserve_many_records_every_reservation_with_one_summed_debit(storage: Storage) -> None:
+    tenant_id = new_tenant(storage, 100)
+    batch = [reserve(tenant_id, new_id("msg"), 20) for _ in range(5)]
+    with storage.unit_of_work() as uow:
+        uow.ledger.reserve_many(batch)
+        uow.commit()
+    acme = balance(storage, tenant_account(tenant_id))
+    assert (acme.available, acme.pending) == (0, 100)
+    with storage.unit_of_work() as uow:
+        assert [uow.ledger.get(t.id) for t in batch] == batch
+        uow.ledger.reserve_many([])
+
+
+def test_reserve_many_is_all_or_nothing(storage: Storage) -> None:
+    tenant_id = new_tenant(storage, 100)
+    with pytest.raises(InsufficientCredits), storage.unit_of_work() as uow:
+        uow.ledger.reserve_many([reserve(tenant_id, new_id("msg"), 60) for _ in range(2)])
+    taken = reserve(tenant_id, new_id("msg"), 10)
+    record(storage, taken)
+    with pytest.raises(TransferConflict), storage.unit_of_work() as uow:
+        uow.ledger.reserve_many([reserve(tenant_id, new_id("msg"), 10), taken])
+    with pytest.raises(TransferConflict), storage.unit_of_work() as uow:
+        uow.ledger.reserve_many([top_up(tenant_id, 10)])
+    acme = balance(storage, tenant_account(tenant_id))
+    assert (acme.available, acme.pending) == (90, 10)

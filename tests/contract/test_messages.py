@@ -287,3 +287,19 @@ def test_concurrent_adds_of_one_client_message_id_store_exactly_one(
     assert sorted(outcomes) == ["duplicate"] * 7 + ["stored"]
     with sql_storage.unit_of_work() as uow:
         assert len(uow.messages.summaries(tenant_id)) == 1
+
+
+def test_find_by_client_ids_returns_the_tenants_hits_only(storage: Storage) -> None:
+    tenant_id, other = new_id("ten"), new_id("ten")
+    a = message(tenant_id, client_message_id="order-1")
+    b = message(tenant_id, client_message_id="order-2")
+    c = message(other, client_message_id="order-3")
+    add(storage, a, b, c)
+    with storage.unit_of_work() as uow:
+        found = uow.messages.find_by_client_ids(
+            tenant_id, ["order-1", "order-3", "order-9", "order-1"]
+        )
+        assert dict(found) == {"order-1": (a, FINGERPRINT)}
+        assert uow.messages.find_by_client_ids(tenant_id, []) == {}
+        many = [f"order-{n}" for n in range(1200)]  # more than one chunk of ids
+        assert set(uow.messages.find_by_client_ids(tenant_id, many)) == {"order-1", "order-2"}

@@ -18,7 +18,7 @@ Contract shared by every adapter (memory, SQLite, PostgreSQL), proven by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Literal, Protocol, Self
@@ -222,6 +222,16 @@ class MessageRepository(Protocol):
         """The message with this client_message_id and its request fingerprint, or None."""
         ...
 
+    def find_by_client_ids(
+        self, tenant_id: str, client_message_ids: Sequence[str]
+    ) -> Mapping[str, tuple[Message, str | None]]:
+        """The tenant's messages having any of these client_message_ids, with fingerprints.
+
+        Keyed by client_message_id; ids nobody used are absent. One query for
+        a whole batch, however many ids it names.
+        """
+        ...
+
     def update(self, message: Message) -> None:
         """Persist a message after ``apply``: fields, parts, and timeline entries not yet stored.
 
@@ -251,6 +261,19 @@ class LedgerRepository(Protocol):
         or a reservation already settled; an unknown account),
         ``InsufficientCredits`` (a tenant account would overdraw). Safe under
         concurrency: two transactions can never both spend the same paise.
+        """
+        ...
+
+    def reserve_many(self, transfers: Sequence[Transfer]) -> None:
+        """Record several new reservations at once (a batch of accepted messages).
+
+        All or nothing: ``InsufficientCredits`` if an account cannot cover the
+        sum of its reservations, ``TransferConflict`` if a transfer is not a
+        reserve or its id is already taken (no idempotent replay here: the
+        caller knows its messages are new). After either error the unit of
+        work must be rolled back. Each account's guarded update runs once
+        with the summed amount, so a batch costs a few statements, not one
+        per message.
         """
         ...
 

@@ -10,7 +10,7 @@ Values are frozen domain objects, so sharing them between readers is safe.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -283,6 +283,16 @@ class _Messages(_Repo):
         message_id = self._d.client_ids.get((tenant_id, client_message_id))
         return None if message_id is None else self._d.messages[message_id]
 
+    def find_by_client_ids(
+        self, tenant_id: str, client_message_ids: Sequence[str]
+    ) -> Mapping[str, tuple[Message, str | None]]:
+        found = {}
+        for client_message_id in client_message_ids:
+            message_id = self._d.client_ids.get((tenant_id, client_message_id))
+            if message_id is not None:
+                found[client_message_id] = self._d.messages[message_id]
+        return found
+
     def update(self, message: Message) -> None:
         stored = self._d.messages.get(message.id)
         if stored is None or stored[0].tenant_id != message.tenant_id:
@@ -340,6 +350,24 @@ class _Ledger(_Repo):
         self._j.append(self._d.transfers, transfer)
         self._j.set(self._d.transfer_seq, transfer.id, len(self._d.transfers))
         return transfer
+
+    def reserve_many(self, transfers: Sequence[Transfer]) -> None:
+        ids = set()
+        for t in transfers:
+            if t.kind is not TransferKind.RESERVE:
+                raise TransferConflict(f"{t.id} is not a reservation", field="kind")
+            if t.id in self._d.transfer_seq or t.id in ids:
+                raise TransferConflict(f"transfer {t.id} already exists", field="id")
+            for account_id in (t.debit_account, t.credit_account):
+                if account_id not in self._d.accounts:
+                    raise TransferConflict(f"unknown ledger account {account_id}", field="account")
+            ids.add(t.id)
+        changes = [change for t in transfers for change in effects(t)]
+        for account_id, balance in apply_effects(self._d.accounts, changes).items():
+            self._j.set(self._d.accounts, account_id, balance)
+        for t in transfers:
+            self._j.append(self._d.transfers, t)
+            self._j.set(self._d.transfer_seq, t.id, len(self._d.transfers))
 
     def get(self, transfer_id: str) -> Transfer | None:
         seq = self._d.transfer_seq.get(transfer_id)

@@ -630,6 +630,11 @@ class _Statements:
         self.message_by_client_id = prepare(
             select(messages).where(_by(messages, "tenant_id", "client_message_id"))
         )
+        # A batch's idempotency lookup, once per batch: through SQLAlchemy (expanding IN).
+        self.client_ids_of_tenant = select(messages.c.id, messages.c.client_message_id).where(
+            messages.c.tenant_id == bindparam("b_tenant_id"),
+            messages.c.client_message_id.in_(bindparam("b_client_ids", expanding=True)),
+        )
         # Error path only, with a list of ids: through SQLAlchemy (expanding IN).
         self.client_ids_taken = select(
             messages.c.id, messages.c.tenant_id, messages.c.client_message_id
@@ -1228,6 +1233,23 @@ class SqlMessageRepository(_Repository):
         row = self._db.one(self._s.message_by_client_id, params)
         return None if row is None else (self._load(row), row.fingerprint)
 
+    def find_by_client_ids(
+        self, tenant_id: str, client_message_ids: Sequence[str]
+    ) -> Mapping[str, tuple[Message, str | None]]:
+        """The messages with any of these client_message_ids, by id: one query per 500 ids.
+
+        Only hits (replays, rare) are then loaded whole.
+        """
+        unique = sorted(set(client_message_ids))
+        found: dict[str, tuple[Message, str | None]] = {}
+        for start in range(0, len(unique), 500):
+            params = {"b_tenant_id": tenant_id, "b_client_ids": unique[start : start + 500]}
+            for hit in self._db.run(self._s.client_ids_of_tenant, params).all():
+                stored = self.find_by_client_id(tenant_id, hit.client_message_id)
+                if stored is not None:
+                    found[hit.client_message_id] = stored
+        return found
+
     def _load(self, row: Any) -> Message:
         key = {"b_message_id": row.id}
         parts = self._db.all(self._s.parts_of, key)
@@ -1345,6 +1367,26 @@ class SqlLedgerRepository(_Repository):
             self._db.write(self._s.transfer_delete, {"b_id": transfer.id})
             raise
         return transfer
+
+    def reserve_many(self, transfers: Sequence[Transfer]) -> None:
+        """Insert the reservations in one executemany, then one guarded UPDATE per account.
+
+        A refused batch (overdraw) is undone inside the transaction, like a
+        refused ``record``; the caller rolls the unit of work back anyway.
+        """
+        if not transfers:
+            return
+        for transfer in transfers:
+            if transfer.kind is not TransferKind.RESERVE:
+                raise TransferConflict(f"{transfer.id} is not a reservation", field="kind")
+        rows = [_transfer_row(t) for t in transfers]
+        if self._db.write_many(self._s.transfer_insert, rows) != len(rows):
+            raise TransferConflict("a transfer id of this batch already exists", field="id")
+        try:
+            self._apply([change for t in transfers for change in effects(t)])
+        except BharatSendError:
+            self._db.write_many(self._s.transfer_delete, [{"b_id": t.id} for t in transfers])
+            raise
 
     def _replayed(self, transfer: Transfer) -> Transfer:
         """The insert was skipped: an equal replay, a conflicting one, or a second settlement."""
