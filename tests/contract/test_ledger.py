@@ -468,3 +468,26 @@ def test_reserve_many_is_all_or_nothing(storage: Storage) -> None:
         uow.ledger.reserve_many([top_up(tenant_id, 10)])
     acme = balance(storage, tenant_account(tenant_id))
     assert (acme.available, acme.pending) == (90, 10)
+
+
+def test_reservations_of_different_tenants_do_not_wait_for_each_other(storage: Storage) -> None:
+    """No shared hot row: an open reservation of one tenant never blocks another tenant's."""
+    if not (isinstance(storage, SqlStorage) and storage.engine.dialect.name == "postgresql"):
+        pytest.skip("only PostgreSQL runs writers concurrently (memory and SQLite serialise them)")
+    a, b = new_tenant(storage, 100), new_tenant(storage, 100)
+    finished = threading.Event()
+    with storage.unit_of_work() as first:
+        first.ledger.record(reserve(a, new_id("msg"), 10))  # holds tenant A's row, uncommitted
+
+        def other_tenant() -> None:
+            with storage.unit_of_work() as second:
+                second.ledger.record(reserve(b, new_id("msg"), 10))
+                second.commit()
+            finished.set()
+
+        worker = threading.Thread(target=other_tenant)
+        worker.start()
+        assert finished.wait(10), "tenant B's reservation waited for tenant A's transaction"
+        first.commit()
+    worker.join()
+    assert balance(storage, REVENUE_ACCOUNT).credits_pending >= 20

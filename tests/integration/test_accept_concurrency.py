@@ -14,7 +14,7 @@ from bharatsend_core.config import Settings
 from bharatsend_core.domain.errors import BharatSendError
 from bharatsend_core.testing import FakeClock
 
-from ..unit.service.conftest import NOON_IST, OTP_TEMPLATE, OTP_TEXT, World, make_world
+from ..unit.service.world import NOON_IST, OTP_TEMPLATE, OTP_TEXT, World, make_world
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -31,7 +31,7 @@ from bharatsend_core.domain.tenants import RateCard
 from bharatsend_core.service.ledger import post_charge, refund_charge, void_charge
 from bharatsend_core.testing import FakeClock, SequentialIds
 
-from .conftest import NOON_IST, OTP_TEMPLATE, OTP_TEXT, PE_ID, World, make_world
+from .world import NOON_IST, OTP_TEMPLATE, OTP_TEXT, PE_ID, World, make_world
 
 # ------------------------------------------------------------------------ API keys
 

@@ -22,7 +22,7 @@ from bharatsend_core.domain.errors import (
 from bharatsend_core.domain.message import PartStatus, Status
 from bharatsend_core.service.send import SendRequest
 
-from .conftest import NOON_IST, ORDER_TEMPLATE, OTP_TEMPLATE, OTP_TEXT, PE_ID, World
+from .world import NOON_IST, ORDER_TEMPLATE, OTP_TEMPLATE, OTP_TEXT, PE_ID, World
 
 
 def send(world: World, **overrides: object) -> object:

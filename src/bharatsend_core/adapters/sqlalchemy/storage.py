@@ -112,6 +112,7 @@ from bharatsend_core.domain.ledger import (
     apply_effects,
     effects,
     is_tenant_account,
+    recompute_balances,
     same_transfer,
 )
 from bharatsend_core.domain.message import (
@@ -1327,6 +1328,10 @@ def _balance_from(row: Any) -> AccountBalance:
     )
 
 
+#: Accounts whose totals are derived from transfers instead of kept on their row.
+_DERIVED_ACCOUNTS: Final = frozenset({TOPUPS_ACCOUNT, REVENUE_ACCOUNT})
+
+
 def _lock_order(account_id: str) -> tuple[bool, str]:
     """Tenant accounts first, then system accounts, each by id: one global lock order."""
     return (not is_tenant_account(account_id), account_id)
@@ -1409,9 +1414,17 @@ class SqlLedgerRepository(_Repository):
         )
 
     def _apply(self, changes: Sequence[Effect]) -> None:
-        """One UPDATE per account, in lock order; undo the ones done if a later one is refused."""
+        """One UPDATE per account, in lock order; undo the ones done if a later one is refused.
+
+        The system accounts are skipped: every reservation credits
+        ``system:revenue``, so keeping its row current would make every accept
+        of every tenant queue on one row lock. Their totals are derived from
+        their transfers when read (:meth:`balance`); nothing guards them.
+        """
         deltas: dict[str, dict[str, int]] = {}
         for change in changes:
+            if change.account_id in _DERIVED_ACCOUNTS:
+                continue
             per_field = deltas.setdefault(change.account_id, dict.fromkeys(_DELTA_KEYS.values(), 0))
             per_field[_DELTA_KEYS[change.field]] += change.delta
         done: list[str] = []
@@ -1476,11 +1489,21 @@ class SqlLedgerRepository(_Repository):
 
     def balance(self, account_id: str) -> AccountBalance:
         """The account's totals (all zero for an unknown account)."""
+        if account_id in _DERIVED_ACCOUNTS:
+            return self._derived(account_id)
         return self._stored_balance(account_id) or AccountBalance(account_id)
 
     def balances(self) -> Sequence[AccountBalance]:
         """Every account's totals, by account id."""
-        return [_balance_from(row) for row in self._db.all(self._s.account_all)]
+        return [
+            self._derived(row.id) if row.id in _DERIVED_ACCOUNTS else _balance_from(row)
+            for row in self._db.all(self._s.account_all)
+        ]
+
+    def _derived(self, account_id: str) -> AccountBalance:
+        """A system account's totals, rebuilt from the transfers that touch it (cold path)."""
+        touching = (t for _, t in self.transfers(account_id=account_id))
+        return recompute_balances(touching).get(account_id) or AccountBalance(account_id)
 
     def transfers(
         self,
