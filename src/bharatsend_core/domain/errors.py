@@ -20,6 +20,7 @@ template literals instead.
     │   │   ├── ContentTooLong              content_too_long
     │   │   ├── BatchAborted                batch_aborted
     │   │   ├── DltCsvInvalid               dlt_csv_invalid (per-row errors in detail)
+    │   │   ├── ReceiptParseError           receipt_parse_error
     │   │   └── DltViolation                every dlt_* code (DLT.md)
     │   ├── AuthenticationError             401
     │   │   └── InvalidApiKey               invalid_api_key (missing, malformed, revoked, expired)
@@ -109,6 +110,7 @@ __all__ = [
     "NotFound",
     "PaymentRequired",
     "PermissionDenied",
+    "ReceiptParseError",
     "RemoteError",
     "SandboxOnly",
     "ServerError",
@@ -225,6 +227,12 @@ class ContentTooLong(ValidationError):
     """The message needs more segments than the configured maximum."""
 
     code = "content_too_long"
+
+
+class ReceiptParseError(ValidationError):
+    """A delivery receipt gives no message id or no state; log the raw PDU and answer it."""
+
+    code = "receipt_parse_error"
 
 
 class ConflictError(ClientError, abstract=True):

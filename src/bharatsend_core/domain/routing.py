@@ -1,0 +1,552 @@
+"""Routing: which carrier routes a message may take, in which order, and when to stop.
+
+A :class:`Route` is one carrier connection with its filters (DLT category,
+operator hint, E.164 prefix), its priority and weight, and its submit-rate cap.
+:func:`choose_routes` turns the configured routes into the ordered failover list
+for one message; :func:`after_failure` says what to do when a submit fails on a
+route, after :func:`classify_status` has sorted the SMPP ``command_status``.
+
+Route health and rate are immutable values too, in the style of the message
+state machine (STYLE.md rules 7 and 9): a :class:`Breaker` opens after repeated
+failures and lets one probe through after a cooldown; a :class:`TokenBucket`
+caps submits per second and can be slowed on ``ESME_RTHROTTLED``. Every method
+returns a new value, and time is always a parameter (monotonic seconds as
+floats): nothing here reads a clock or draws a random number, so a worker owns
+the clock and the dice and tests need no sleeping (STYLE.md rule 5).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Final, Literal
+
+from attrs import evolve, field, frozen
+
+from bharatsend_core.domain.dlt.registry import Category
+from bharatsend_core.domain.errors import InvalidArgument
+
+__all__ = [
+    "DEFAULT_STATUS_CLASSES",
+    "Breaker",
+    "BreakerState",
+    "FailureAction",
+    "Route",
+    "StatusClass",
+    "TokenBucket",
+    "after_failure",
+    "choose_routes",
+    "classify_status",
+]
+
+_NAME_RE: Final = re.compile(r"[a-z0-9_-]{1,64}")
+_PREFIX_RE: Final = re.compile(r"\+[0-9]{1,15}")
+
+#: Largest SMPP command_status (an unsigned 32-bit integer, SMPP 3.4 §3.2).
+_MAX_COMMAND_STATUS: Final = 0xFFFFFFFF
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _number(value: object) -> float | None:
+    # bool is an int subclass; True as a rate or a weight is always a mistake.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _finite_positive(value: object, name: str) -> float:
+    number = _number(value)
+    if number is None or number <= 0:
+        raise InvalidArgument(f"{name} must be a finite number above 0, got {value!r}", field=name)
+    return number
+
+
+def _int_in(value: object, name: str, low: int, high: int) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidArgument(f"{name} must be an integer from {low} to {high}", field=name)
+    return value
+
+
+def _finite(value: object, name: str) -> float:
+    number = _number(value)
+    if number is None:
+        raise InvalidArgument(f"{name} must be a finite number of seconds", field=name)
+    return number
+
+
+def _to_cooldown(value: object) -> float:
+    return _finite_positive(value, "cooldown")
+
+
+def _to_window_seconds(value: object) -> float:
+    return _finite_positive(value, "window")
+
+
+def _to_rate(value: object) -> float:
+    return _finite_positive(value, "rate")
+
+
+def _to_nominal_rate(value: object) -> float:
+    return _finite_positive(value, "nominal_rate")
+
+
+def _to_burst(value: object) -> float:
+    return _finite_positive(value, "burst")
+
+
+def _to_tokens(value: object) -> float:
+    return _finite(value, "tokens")
+
+
+def _to_updated(value: object) -> float:
+    return _finite(value, "updated")
+
+
+# --------------------------------------------------------------------------- Route
+
+
+def _check_name(instance: Route, attribute: object, value: str) -> None:
+    if not isinstance(value, str) or not _NAME_RE.fullmatch(value):
+        raise InvalidArgument(
+            "a route name is 1 to 64 characters of a-z, 0-9, '_' and '-'", field="name"
+        )
+
+
+def _check_priority(instance: Route, attribute: object, value: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise InvalidArgument("priority must be an integer (lower tries first)", field="priority")
+
+
+def _check_weight(instance: Route, attribute: object, value: int) -> None:
+    _int_in(value, "weight", 1, 1000)
+
+
+def _check_window(instance: Route, attribute: object, value: int) -> None:
+    # SMPP 3.4 recommends no more than 10 outstanding operations (SMPP.md §1.6).
+    _int_in(value, "window", 1, 100)
+
+
+def _to_tps(value: object) -> float | None:
+    if value is None:
+        return None
+    return _finite_positive(value, "tps")
+
+
+def _to_categories(value: Iterable[Category | str]) -> frozenset[Category]:
+    if isinstance(value, str):
+        raise InvalidArgument("categories is a collection of categories", field="categories")
+    try:
+        return frozenset(Category(c) for c in value)
+    except ValueError as e:
+        raise InvalidArgument(
+            f"categories must be DLT categories ({', '.join(Category)})", field="categories"
+        ) from e
+
+
+def _to_operators(value: Iterable[str]) -> frozenset[str]:
+    # Operator hints come from the number series (phonenumbers' carrier names,
+    # e.g. "Airtel", "Reliance Jio"); compare them case-insensitively.
+    if isinstance(value, str):
+        raise InvalidArgument("operators is a collection of operator names", field="operators")
+    out = set()
+    for op in value:
+        if not isinstance(op, str) or not op.strip():
+            raise InvalidArgument("an operator name is non-empty text", field="operators")
+        out.add(op.strip().casefold())
+    return frozenset(out)
+
+
+def _to_prefixes(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise InvalidArgument("prefixes is a collection of E.164 prefixes", field="prefixes")
+    out = tuple(value)
+    for prefix in out:
+        if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+            raise InvalidArgument(
+                f"a prefix is '+' and 1-15 digits (like '+9198'), got {prefix!r}",
+                field="prefixes",
+            )
+    return out
+
+
+def _check_price(instance: Route, attribute: object, value: int | None) -> None:
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+        raise InvalidArgument(
+            "price_paise must be a whole number of paise, 0 or more, or None", field="price_paise"
+        )
+
+
+def _check_flag(instance: Route, attribute: Any, value: bool) -> None:
+    if not isinstance(value, bool):
+        raise InvalidArgument(f"{attribute.name} must be True or False", field=attribute.name)
+
+
+@frozen
+class Route:
+    """One carrier connection messages can be submitted through, and what it serves.
+
+    Empty filters mean "everything", so a catch-all route needs no
+    configuration. A route restricted to operators serves only messages whose
+    operator hint is known and listed: the hint is from the number series and
+    numbers port (MNP), so such routes are a preference, and a catch-all route
+    at a later priority should back them up.
+    """
+
+    #: Stable identifier; breakers and metrics are keyed by it.
+    name: str = field(validator=_check_name)
+    #: Lower priorities are tried first; higher ones are the failover.
+    priority: int = field(default=0, validator=_check_priority)
+    #: Share of first choices among routes of the same priority (1-1000).
+    weight: int = field(default=100, validator=_check_weight)
+    #: Cap on submits per second on this connection, or None for no cap.
+    tps: float | None = field(default=None, converter=_to_tps)
+    #: Most submits outstanding without a response (SMPP window, SMPP.md §1.6).
+    window: int = field(default=10, validator=_check_window)
+    #: DLT categories served; empty serves all.
+    categories: frozenset[Category] = field(factory=frozenset, converter=_to_categories)
+    #: Operator hints served (stored case-folded); empty serves all.
+    operators: frozenset[str] = field(factory=frozenset, converter=_to_operators)
+    #: E.164 prefixes served, like "+9198"; empty serves all.
+    prefixes: tuple[str, ...] = field(default=(), converter=_to_prefixes)
+    #: Price per segment on this route, overriding the rate card; None uses the card.
+    price_paise: int | None = field(default=None, validator=_check_price)
+    #: A disabled route is never chosen (kept configured, e.g. during maintenance).
+    enabled: bool = field(default=True, validator=_check_flag)
+    #: The sandbox carrier: only sandbox messages go here, and they go nowhere else.
+    sandbox: bool = field(default=False, validator=_check_flag)
+    #: A permanent error here may be retried on another route (carriers that
+    #: reject what others accept, e.g. a stricter DLT scrubber).
+    retry_permanent_elsewhere: bool = field(default=False, validator=_check_flag)
+
+    def serves(self, *, category: Category, phone_e164: str, operator: str | None) -> bool:
+        """True when the route's filters accept this message (health and sandbox aside)."""
+        if self.categories and category not in self.categories:
+            return False
+        if self.operators and (
+            operator is None or operator.strip().casefold() not in self.operators
+        ):
+            return False
+        return not self.prefixes or phone_e164.startswith(self.prefixes)
+
+
+# --------------------------------------------------------------------------- status
+
+
+class StatusClass(enum.StrEnum):
+    """What an SMPP submit error means for the message and the route."""
+
+    #: Try again (elsewhere now, or here later).
+    TRANSIENT = "transient"
+    #: The message will not go through as it is; retrying the same route is pointless.
+    PERMANENT = "permanent"
+    #: Transient, and the carrier asks us to slow down on this route.
+    THROTTLED = "throttled"
+    #: The bind or the account is broken: rebind, or alert an operator.
+    SESSION = "session"
+
+
+#: Default classes of the command_status codes SMPP.md §1.5 names as non-permanent.
+#: Kannel's temporary set (RSYSERR, RMSGQFUL, RTHROTTLED, RX_T_APPN) plus RINVSCHED,
+#: which Jasmin retries; RMSGQFUL means the SMSC queue is full, so we slow down.
+DEFAULT_STATUS_CLASSES: Final[Mapping[int, StatusClass]] = MappingProxyType(
+    {
+        0x08: StatusClass.TRANSIENT,  # ESME_RSYSERR
+        0x14: StatusClass.THROTTLED,  # ESME_RMSGQFUL
+        0x58: StatusClass.THROTTLED,  # ESME_RTHROTTLED
+        0x61: StatusClass.TRANSIENT,  # ESME_RINVSCHED
+        0x64: StatusClass.TRANSIENT,  # ESME_RX_T_APPN
+        0x04: StatusClass.SESSION,  # ESME_RINVBNDSTS
+        0x0D: StatusClass.SESSION,  # ESME_RBINDFAIL
+        0x0E: StatusClass.SESSION,  # ESME_RINVPASWD
+        0x0F: StatusClass.SESSION,  # ESME_RINVSYSID
+    }
+)
+
+_NO_OVERRIDES: Final[Mapping[int, StatusClass]] = MappingProxyType({})
+
+
+def classify_status(
+    command_status: int, *, overrides: Mapping[int, StatusClass] = _NO_OVERRIDES
+) -> StatusClass:
+    """Sort a failed submit's ``command_status`` into a :class:`StatusClass`.
+
+    Unknown and vendor codes are permanent (SMPP.md §1.5: retrying a code we do
+    not understand risks duplicates and wasted credits); ``overrides`` adapts
+    a carrier's own codes, e.g. ``{0x40B: StatusClass.SESSION}`` for "insufficient
+    credits". ``0`` (ESME_ROK) is a success, not a failure, and is refused.
+    """
+    if (
+        not isinstance(command_status, int)
+        or isinstance(command_status, bool)
+        or not 0 < command_status <= _MAX_COMMAND_STATUS
+    ):
+        raise InvalidArgument(
+            "command_status must be a failed SMPP status, 1 to 0xFFFFFFFF (0 is success)",
+            field="command_status",
+        )
+    if command_status in overrides:
+        return StatusClass(overrides[command_status])
+    return DEFAULT_STATUS_CLASSES.get(command_status, StatusClass.PERMANENT)
+
+
+# --------------------------------------------------------------------------- breaker
+
+#: What :meth:`Breaker.state` reports.
+BreakerState = Literal["closed", "open", "half_open"]
+
+
+def _check_failures_to_open(instance: Breaker, attribute: object, value: int) -> None:
+    _int_in(value, "failures_to_open", 1, 1_000_000)
+
+
+@frozen
+class Breaker:
+    """A route's circuit breaker, as an immutable value: one per route name.
+
+    Closed, it allows every attempt and counts failures; ``failures_to_open``
+    failures within ``window`` seconds, with no success between them, open it.
+    Open, it allows nothing for ``cooldown`` seconds, then turns half-open and
+    allows one probe (mark it with :meth:`record_attempt`): the probe's success
+    closes the breaker, its failure re-opens it with a fresh cooldown. A probe
+    whose outcome is never recorded (its worker died) expires after another
+    cooldown, so a lost probe cannot keep a route shut forever.
+
+    Record only failures that say something about the route (transient,
+    throttled, session); a permanent error is about the message.
+    """
+
+    failures_to_open: int = field(default=5, validator=_check_failures_to_open)
+    cooldown: float = field(default=30.0, converter=_to_cooldown)
+    window: float = field(default=60.0, converter=_to_window_seconds)
+    #: Monotonic times of the current run of failures (closed state only).
+    failures: tuple[float, ...] = ()
+    #: When the breaker last opened, or None while closed.
+    opened_at: float | None = None
+    #: When the half-open probe was handed out, or None if none is out.
+    probe_at: float | None = None
+
+    def state(self, now: float) -> BreakerState:
+        """``"closed"``, ``"open"`` (cooling down) or ``"half_open"`` (cooldown over)."""
+        if self.opened_at is None:
+            return "closed"
+        if now < self.opened_at + self.cooldown:
+            return "open"
+        return "half_open"
+
+    def allows(self, now: float) -> bool:
+        """May a submit go to this route now?"""
+        state = self.state(now)
+        if state == "closed":
+            return True
+        if state == "open":
+            return False
+        return self.probe_at is None or now >= self.probe_at + self.cooldown
+
+    def record_attempt(self, now: float) -> Breaker:
+        """Note that a submit is going out now; in half-open this takes the one probe."""
+        if self.state(now) == "half_open" and self.allows(now):
+            return evolve(self, probe_at=now)
+        return self
+
+    def record_success(self, now: float) -> Breaker:
+        """A submit succeeded: closes a half-open breaker, ends a closed one's failure run.
+
+        A success arriving while open (a submit sent before the breaker opened)
+        changes nothing: the cooldown runs its course and a probe decides.
+        """
+        state = self.state(now)
+        if state == "open":
+            return self
+        if state == "closed" and not self.failures:
+            return self
+        return evolve(self, failures=(), opened_at=None, probe_at=None)
+
+    def record_failure(self, now: float) -> Breaker:
+        """A submit failed: may open a closed breaker; re-opens a half-open one."""
+        state = self.state(now)
+        if state == "open":
+            # A late failure of a submit sent before opening: the cooldown stands.
+            return self
+        if state == "half_open":
+            return evolve(self, failures=(), opened_at=now, probe_at=None)
+        recent = (*(t for t in self.failures if now - t < self.window), now)
+        if len(recent) >= self.failures_to_open:
+            return evolve(self, failures=(), opened_at=now, probe_at=None)
+        return evolve(self, failures=recent)
+
+
+# --------------------------------------------------------------------------- token bucket
+
+
+@frozen
+class TokenBucket:
+    """A submit-rate limiter as an immutable value: ``rate`` tokens a second, up to ``burst``.
+
+    Over any interval ``[t0, t1]`` it grants at most ``burst + rate * (t1 - t0)``
+    tokens. ``nominal_rate`` remembers the configured rate so that a bucket
+    slowed on ``ESME_RTHROTTLED`` / ``ESME_RMSGQFUL`` can be restored.
+    Build a full one with :meth:`full`.
+    """
+
+    rate: float = field(converter=_to_rate)
+    burst: float = field(converter=_to_burst)
+    tokens: float = field(converter=_to_tokens)
+    #: Monotonic seconds of the last refill.
+    updated: float = field(converter=_to_updated)
+    nominal_rate: float = field(converter=_to_nominal_rate)
+
+    @nominal_rate.default
+    def _nominal_default(self) -> float:
+        return self.rate
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 <= self.tokens <= self.burst:
+            raise InvalidArgument("tokens must be from 0 to burst", field="tokens")
+
+    @classmethod
+    def full(cls, rate: float, burst: float, now: float) -> TokenBucket:
+        """A bucket holding ``burst`` tokens at ``now``."""
+        return cls(rate=rate, burst=burst, tokens=burst, updated=now)
+
+    def _level(self, now: float) -> float:
+        # A clock that steps back (misuse) adds nothing rather than removing tokens.
+        elapsed = max(0.0, now - self.updated)
+        return min(self.burst, self.tokens + elapsed * self.rate)
+
+    def _check_n(self, n: float) -> None:
+        number = _number(n)
+        if number is None or number <= 0 or number > self.burst:
+            raise InvalidArgument(
+                f"n must be above 0 and at most burst ({self.burst}); more could never be granted",
+                field="n",
+            )
+
+    def take(self, now: float, n: float = 1) -> tuple[bool, TokenBucket]:
+        """Take ``n`` tokens if available now: ``(granted, new bucket)``."""
+        self._check_n(n)
+        level = self._level(now)
+        updated = max(self.updated, now)
+        if level >= n:
+            return True, evolve(self, tokens=level - n, updated=updated)
+        return False, evolve(self, tokens=level, updated=updated)
+
+    def wait_time(self, now: float, n: float = 1) -> float:
+        """Seconds from ``now`` until ``take(now + wait, n)`` succeeds (0.0 if it would now)."""
+        self._check_n(n)
+        level = self._level(now)
+        if level >= n:
+            return 0.0
+        # A clock behind ``updated`` (misuse) waits from ``updated``.
+        wait = max(0.0, self.updated - now) + (n - level) / self.rate
+        # Float rounding can leave ``now + wait`` a hair short of n tokens; step
+        # ``now + wait`` up one unit in the last place at a time (a few steps at
+        # most) so that "wait, then take" really grants.
+        while self._level(now + wait) < n:
+            wait += max(math.ulp(now + wait), math.ulp(wait))
+        return wait
+
+    def slowed(self, factor: float) -> TokenBucket:
+        """The bucket at ``factor`` (0 < factor ≤ 1) of its nominal rate, after a throttle.
+
+        Relative to the nominal rate, not the current one, so repeated throttle
+        responses do not compound the route down to nothing.
+        """
+        number = _number(factor)
+        if number is None or not 0 < number <= 1:
+            raise InvalidArgument("factor must be above 0 and at most 1", field="factor")
+        return evolve(self, rate=self.nominal_rate * factor)
+
+    def restored(self) -> TokenBucket:
+        """The bucket back at its nominal rate."""
+        return evolve(self, rate=self.nominal_rate)
+
+
+# --------------------------------------------------------------------------- choosing
+
+
+def choose_routes(
+    routes: Sequence[Route],
+    *,
+    category: Category,
+    phone_e164: str,
+    operator: str | None,
+    sandbox: bool,
+    breakers: Mapping[str, Breaker],
+    now: float,
+    pick: float,
+) -> tuple[Route, ...]:
+    """The ordered failover list of routes for one message; ``()`` when none fits.
+
+    Eligible routes are enabled, serve the category, operator hint and number
+    prefix, match the message's sandbox flag (sandbox traffic never reaches a
+    real carrier, and real traffic never the sandbox) and have a breaker that
+    allows a submit ``now`` (a route with no breaker entry is healthy). They are
+    ordered by priority; within one priority the first is a weighted choice by
+    ``pick`` (a number in [0, 1) the caller draws, so this stays deterministic),
+    the rest follow by weight, heaviest first, then by name. An empty result is
+    not an error here: the caller fails or retries the message.
+
+    Raises ``InvalidArgument`` when ``pick`` is outside [0, 1) or two routes share
+    a name (breakers are keyed by name, so that configuration is ambiguous).
+    """
+    number = _number(pick)
+    if number is None or not 0 <= number < 1:
+        raise InvalidArgument("pick must be a number in [0, 1)", field="pick")
+    names = [r.name for r in routes]
+    if len(set(names)) != len(names):
+        raise InvalidArgument("route names must be unique", field="routes")
+
+    tiers: dict[int, list[Route]] = {}
+    for route in routes:
+        if not route.enabled or route.sandbox != sandbox:
+            continue
+        if not route.serves(category=category, phone_e164=phone_e164, operator=operator):
+            continue
+        breaker = breakers.get(route.name)
+        if breaker is not None and not breaker.allows(now):
+            continue
+        tiers.setdefault(route.priority, []).append(route)
+
+    ordered: list[Route] = []
+    for priority in sorted(tiers):
+        # Sort by name first so the outcome does not depend on configuration order.
+        tier = sorted(tiers[priority], key=lambda r: r.name)
+        target = pick * sum(r.weight for r in tier)
+        first = tier[-1]  # float safety: target < total always lands inside
+        cumulative = 0
+        for route in tier:
+            cumulative += route.weight
+            if target < cumulative:
+                first = route
+                break
+        rest = sorted((r for r in tier if r is not first), key=lambda r: (-r.weight, r.name))
+        ordered += [first, *rest]
+    return tuple(ordered)
+
+
+#: What to do with a message after a failed submit on a route.
+FailureAction = Literal["retry_same_later", "next_route", "fail"]
+
+
+def after_failure(route: Route, status: StatusClass, *, others_left: bool = True) -> FailureAction:
+    """What to do after a submit on ``route`` failed with ``status``.
+
+    Transient, throttled and session failures are the route's problem, so the
+    message fails over: ``"next_route"``. The caller, holding the failover list,
+    knows whether one is left; with ``others_left=False`` this says
+    ``"retry_same_later"`` instead (with backoff). A permanent failure is the
+    message's problem and ends it (``"fail"``), unless the route is marked
+    ``retry_permanent_elsewhere`` and another route is left.
+    """
+    status = StatusClass(status)
+    if status is StatusClass.PERMANENT:
+        if route.retry_permanent_elsewhere and others_left:
+            return "next_route"
+        return "fail"
+    return "next_route" if others_left else "retry_same_later"
