@@ -1,4 +1,4 @@
-"""SMPP 3.4 adapters: a local SMSC simulator for tests and the sandbox carrier."""
+"""SMPP 3.4 adapters: submit_sm building and sending, and a local SMSC simulator."""
 
 from __future__ import annotations
 
@@ -10,12 +10,26 @@ from bharatsend_core.adapters.smpp.simulator import (
     SentReceipt,
     SmscSimulator,
 )
+from bharatsend_core.adapters.smpp.submission import (
+    DEFAULT_DLT_TLVS,
+    SubmitPdu,
+    WireSettings,
+    build_submissions,
+    send_submission,
+    validity_period,
+)
 
 __all__ = [
+    "DEFAULT_DLT_TLVS",
     "Behaviour",
     "ReceiptResponse",
     "ReceivedSubmit",
     "Recorded",
     "SentReceipt",
     "SmscSimulator",
+    "SubmitPdu",
+    "WireSettings",
+    "build_submissions",
+    "send_submission",
+    "validity_period",
 ]
