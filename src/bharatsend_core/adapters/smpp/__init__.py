@@ -1,7 +1,13 @@
-"""SMPP 3.4 adapters: submit_sm building and sending, and a local SMSC simulator."""
+"""SMPP 3.4 adapters: submit_sm building, a bound session, and a local SMSC simulator."""
 
 from __future__ import annotations
 
+from bharatsend_core.adapters.smpp.session import (
+    ReceiptPdu,
+    SmppSession,
+    SubmitFuture,
+    SubmitOutcome,
+)
 from bharatsend_core.adapters.smpp.simulator import (
     Behaviour,
     ReceiptResponse,
@@ -22,11 +28,15 @@ from bharatsend_core.adapters.smpp.submission import (
 __all__ = [
     "DEFAULT_DLT_TLVS",
     "Behaviour",
+    "ReceiptPdu",
     "ReceiptResponse",
     "ReceivedSubmit",
     "Recorded",
     "SentReceipt",
+    "SmppSession",
     "SmscSimulator",
+    "SubmitFuture",
+    "SubmitOutcome",
     "SubmitPdu",
     "WireSettings",
     "build_submissions",

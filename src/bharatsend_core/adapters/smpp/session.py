@@ -1,0 +1,730 @@
+"""One SMPP 3.4 transceiver bind with a window, timeouts, receipts and reconnect.
+
+smpplib has no window, no response timeout, no reconnect and no locking
+(SMPP.md §0.3, §3), so :class:`SmppSession` gives one thread sole ownership of
+the smpplib ``Client`` and its socket. That thread connects (``TCP_NODELAY``),
+binds transceiver (``interface_version`` 0x34, ``allow_unknown_opt_params``),
+then loops: write queued submits while fewer than ``window`` are unanswered
+(and the optional :class:`~bharatsend_core.domain.routing.TokenBucket` grants),
+read what arrived, send ``enquire_link`` every ``enquire_interval`` seconds and
+drop the link when its response is ``response_timeout`` late.
+
+Reading: smpplib's ``read_pdu`` can raise in the middle of a frame on a socket
+timeout (losing the stream's framing), raises ``KeyError`` on a standard TLV
+it does not list for a PDU and ``UnknownCommandError`` on commands it does not
+know (SMPP.md §0.1-2), and ``read_once`` never answers an SMSC ``unbind``.
+So after the bind this session frames PDUs itself from a buffer and decodes
+the few it acts on (``submit_sm_resp``, ``deliver_sm``, ``enquire_link``,
+``unbind``, ``generic_nack``) with a small codec that keeps every TLV, vendor
+tags included. Nothing a peer sends can end the reader: an unknown request
+gets ``generic_nack``, a ``deliver_sm`` is always answered. smpplib still
+connects, binds and writes every request (``submit_sm`` via
+:func:`~bharatsend_core.adapters.smpp.submission.send_submission`).
+
+In-flight submits are keyed by ``sequence_number``. A submit written but not
+answered when the link drops, or answered later than ``response_timeout``,
+resolves with ``unknown=True``: the SMSC may have accepted it (the
+at-least-once gap, SMPP.md §1.7); whether to resend is the caller's policy.
+Submits not yet written stay queued across a reconnect.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import select
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, InvalidStateError
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
+
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.smpp
+from attrs import field, frozen
+
+from bharatsend_core.adapters.smpp.submission import SubmitPdu, send_submission
+from bharatsend_core.domain.routing import StatusClass, TokenBucket, classify_status
+
+__all__ = [
+    "ESME_RX_P_APPN",
+    "ESME_RX_T_APPN",
+    "ReceiptPdu",
+    "SessionState",
+    "SmppSession",
+    "SubmitFuture",
+    "SubmitOutcome",
+]
+
+_log = logging.getLogger(__name__)
+
+# SMPP 3.4 §5.1.2 command ids.
+_RESP = 0x80000000
+_GENERIC_NACK = 0x80000000
+_SUBMIT_SM_RESP = 0x80000004
+_DELIVER_SM = 0x00000005
+_UNBIND = 0x00000006
+_UNBIND_RESP = 0x80000006
+_ENQUIRE_LINK = 0x00000015
+_ENQUIRE_LINK_RESP = 0x80000015
+
+# SMPP 3.4 §5.1.3 command_status values.
+ESME_ROK = 0x00
+ESME_RINVCMDID = 0x03
+ESME_RMSGQFUL = 0x14
+ESME_RTHROTTLED = 0x58
+#: Temporary application error: the SMSC should redeliver (receipt not stored).
+ESME_RX_T_APPN = 0x64
+#: Permanent application error: this session does not accept mobile-originated messages.
+ESME_RX_P_APPN = 0x65
+
+# TLV tags (SMPP 3.4 §5.3.2).
+_TAG_RECEIPTED_MESSAGE_ID = 0x001E
+_TAG_MESSAGE_STATE = 0x0427
+_TAG_NETWORK_ERROR_CODE = 0x0423
+
+_HEADER = struct.Struct(">IIII")
+_TLV_HEADER = struct.Struct(">HH")
+_MAX_COMMAND_LENGTH = 0x10000 + 512
+_RECEIPT_MASK = 0x3C
+_RECEIPT_TYPE = 0x04
+#: Longest the I/O thread sleeps in select() before looking at its queue again.
+_POLL_SECONDS = 0.01
+_RECV_BYTES = 65536
+
+SessionState: TypeAlias = Literal["connecting", "bound", "stopped"]
+
+
+def _frozen_tlvs(value: Mapping[int, bytes]) -> Mapping[int, bytes]:
+    return MappingProxyType(dict(value))
+
+
+@frozen
+class ReceiptPdu:
+    """A delivery receipt (``deliver_sm`` with ``esm_class & 0x3C == 0x04``) as received.
+
+    ``short_message`` is the raw receipt text (SMPP 3.4 Appendix B, not
+    parsed here); ``tlvs`` maps every TLV tag, vendor tags included, to its
+    raw octets. The properties decode the three standard receipt TLVs.
+    """
+
+    sequence_number: int
+    source_addr: str
+    destination_addr: str
+    esm_class: int
+    data_coding: int
+    short_message: bytes = field(repr=False)
+    tlvs: Mapping[int, bytes] = field(converter=_frozen_tlvs)
+
+    @property
+    def receipted_message_id(self) -> str | None:
+        """The ``receipted_message_id`` TLV (0x001E) without its NUL, or None."""
+        raw = self.tlvs.get(_TAG_RECEIPTED_MESSAGE_ID)
+        return None if raw is None else raw.rstrip(b"\x00").decode("latin-1")
+
+    @property
+    def message_state(self) -> int | None:
+        """The ``message_state`` TLV (0x0427), e.g. 2 = DELIVERED, or None."""
+        raw = self.tlvs.get(_TAG_MESSAGE_STATE)
+        return raw[0] if raw else None
+
+    @property
+    def network_error_code(self) -> bytes | None:
+        """The ``network_error_code`` TLV (0x0423): network type octet + 2-octet code, or None."""
+        return self.tlvs.get(_TAG_NETWORK_ERROR_CODE)
+
+
+@frozen
+class SubmitOutcome:
+    """How one ``submit_sm`` ended.
+
+    ``status`` is the ``command_status`` of its ``submit_sm_resp`` (or of a
+    ``generic_nack`` for it); ``status_class`` is None on success. With
+    ``unknown=True`` no response came (link dropped or ``response_timeout``
+    passed after the PDU was written): the SMSC may or may not have it, and
+    ``status`` is -1.
+    """
+
+    status: int
+    message_id: str | None
+    status_class: StatusClass | None
+    unknown: bool
+
+    @property
+    def ok(self) -> bool:
+        """True when the SMSC accepted the submit (ESME_ROK)."""
+        return not self.unknown and self.status == ESME_ROK
+
+
+#: Resolves to a :class:`SubmitOutcome`; cancelled when the session stops before writing it.
+SubmitFuture: TypeAlias = Future[SubmitOutcome]
+
+_UNKNOWN = SubmitOutcome(status=-1, message_id=None, status_class=None, unknown=True)
+
+
+class _Truncated(Exception):
+    """A PDU body ended before one of its fields did."""
+
+
+class _Reader:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self.pos = 0
+
+    def octet(self) -> int:
+        if self.pos >= len(self.body):
+            raise _Truncated
+        value = self.body[self.pos]
+        self.pos += 1
+        return value
+
+    def cstring(self) -> bytes:
+        end = self.body.find(b"\x00", self.pos)
+        if end < 0:
+            raise _Truncated
+        value = self.body[self.pos : end]
+        self.pos = end + 1
+        return value
+
+    def octets(self, n: int) -> bytes:
+        if self.pos + n > len(self.body):
+            raise _Truncated
+        value = self.body[self.pos : self.pos + n]
+        self.pos += n
+        return value
+
+    def tlvs(self) -> dict[int, bytes]:
+        found: dict[int, bytes] = {}
+        while self.pos < len(self.body):
+            tag, length = _TLV_HEADER.unpack(self.octets(4))
+            found[tag] = self.octets(length)
+        return found
+
+
+def _parse_deliver_sm(sequence: int, body: bytes) -> ReceiptPdu:
+    """A ``deliver_sm`` body (SMPP 3.4 §4.6.1); raises :class:`_Truncated`."""
+    r = _Reader(body)
+    r.cstring()  # service_type
+    r.octets(2)  # source_addr_ton, source_addr_npi
+    source = r.cstring()
+    r.octets(2)  # dest_addr_ton, dest_addr_npi
+    destination = r.cstring()
+    esm_class = r.octet()
+    r.octets(2)  # protocol_id, priority_flag
+    r.cstring()  # schedule_delivery_time
+    r.cstring()  # validity_period
+    r.octets(2)  # registered_delivery, replace_if_present_flag
+    data_coding = r.octet()
+    r.octet()  # sm_default_msg_id
+    short_message = r.octets(r.octet())
+    return ReceiptPdu(
+        sequence_number=sequence,
+        source_addr=source.decode("latin-1"),
+        destination_addr=destination.decode("latin-1"),
+        esm_class=esm_class,
+        data_coding=data_coding,
+        short_message=short_message,
+        tlvs=r.tlvs(),
+    )
+
+
+def _response(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:
+    return _HEADER.pack(16 + len(body), command_id, status, sequence) + body
+
+
+def _default_jitter(delay: float) -> float:
+    """ "Equal jitter": a uniform draw from half the delay to the full delay."""
+    return random.uniform(delay / 2, delay)  # noqa: S311 - backoff jitter, not security
+
+
+class _LinkDown(Exception):
+    """The TCP link is gone or unusable; reconnect."""
+
+
+class _Request:
+    __slots__ = ("future", "pdu")
+
+    def __init__(self, pdu: SubmitPdu, future: Future[SubmitOutcome]) -> None:
+        self.pdu = pdu
+        self.future = future
+
+
+class SmppSession:
+    """One transceiver bind to one SMSC, driven by its own I/O thread.
+
+    ``submit`` is thread-safe and returns at once; everything else happens on
+    the I/O thread, including ``on_receipt`` calls and future callbacks, so
+    both must be quick and must not call :meth:`stop`. ``on_receipt`` returns
+    the ``deliver_sm_resp`` status: 0 when the receipt is stored,
+    :data:`ESME_RX_T_APPN` (0x64) to have the SMSC redeliver it; if it raises,
+    0x64 is sent. A ``deliver_sm`` that is not a receipt (mobile-originated
+    text) is refused with :data:`ESME_RX_P_APPN` (0x65).
+
+    ``tps`` caps writes; on ESME_RTHROTTLED / ESME_RMSGQFUL it runs at
+    ``slow_factor`` of its nominal rate for ``slow_for`` seconds. After a drop
+    (or a failed connect or bind) the session reconnects after
+    ``jitter(min(reconnect_max, reconnect_min * 2**n))`` seconds, ``n``
+    counting failures since the last successful bind.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        system_id: str,
+        password: str,
+        *,
+        window: int = 10,
+        tps: TokenBucket | None = None,
+        response_timeout: float = 5.0,
+        enquire_interval: float = 30.0,
+        reconnect: tuple[float, float] = (0.1, 5.0),
+        jitter: Callable[[float], float] = _default_jitter,
+        on_receipt: Callable[[ReceiptPdu], int],
+        name: str = "route",
+        system_type: str = "",
+        slow_factor: float = 0.5,
+        slow_for: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ValueError(f"window must be an int of at least 1, got {window!r}")
+        if response_timeout <= 0 or enquire_interval <= 0:
+            raise ValueError("response_timeout and enquire_interval must be above 0")
+        low, high = reconnect
+        if not 0 < low <= high:
+            raise ValueError(f"reconnect must be (min, max) with 0 < min <= max, got {reconnect!r}")
+        if not 0 < slow_factor <= 1:
+            raise ValueError(f"slow_factor must be in (0, 1], got {slow_factor!r}")
+        self.host = host
+        self.port = port
+        self.system_id = system_id
+        self._password = password
+        self.window = window
+        self.response_timeout = response_timeout
+        self.enquire_interval = enquire_interval
+        self.reconnect = (float(low), float(high))
+        self.name = name
+        self.system_type = system_type
+        self.slow_factor = slow_factor
+        self.slow_for = slow_for
+        self._jitter = jitter
+        self._on_receipt = on_receipt
+        self._clock = clock
+
+        self._lock = threading.Lock()
+        self._queue: deque[_Request] = deque()
+        self._bucket = tps
+        self._slowed_until: float | None = None
+        self._state: SessionState = "connecting"
+        self._started = False
+        self._stop_requested = threading.Event()
+        self._drain_timeout = 0.0
+        self._thread: threading.Thread | None = None
+
+        # Owned by the I/O thread.
+        self._client: Any = None
+        self._buffer = bytearray()
+        self._in_flight: dict[int, tuple[_Request, float]] = {}
+        self._enquire_seq: int | None = None
+        self._enquire_deadline = 0.0
+        self._next_enquire = 0.0
+        self._failures = 0
+        self._unbound = False
+
+        #: Connect-and-bind attempts so far (successful or not).
+        self.connect_attempts = 0
+        #: Successful binds so far (1 + reconnects).
+        self.binds = 0
+        #: Most submits ever unanswered at once (never above ``window``).
+        self.max_in_flight = 0
+        #: Why the last connect, bind or link failed, for logs and health checks.
+        self.last_error: str | None = None
+
+    # ------------------------------------------------------------------ public API
+
+    @property
+    def state(self) -> SessionState:
+        """``"connecting"`` (incl. backing off), ``"bound"`` or ``"stopped"``."""
+        return self._state
+
+    @property
+    def in_flight(self) -> int:
+        """Submits written and not yet answered."""
+        return len(self._in_flight)
+
+    @property
+    def queued(self) -> int:
+        """Submits waiting to be written."""
+        with self._lock:
+            return len(self._queue)
+
+    @property
+    def bucket(self) -> TokenBucket | None:
+        """The current rate limiter (slowed after a throttle), or None for no cap."""
+        return self._bucket
+
+    def start(self) -> SmppSession:
+        """Start the I/O thread (connect, bind, serve); returns at once."""
+        with self._lock:
+            if self._started:
+                raise RuntimeError("the session was already started")
+            self._started = True
+            self._thread = threading.Thread(target=self._run, name=f"smpp-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def submit(self, pdu: SubmitPdu) -> SubmitFuture:
+        """Queue one ``submit_sm``; the future resolves to its :class:`SubmitOutcome`.
+
+        Thread-safe. Raises RuntimeError once :meth:`stop` was called. A future
+        whose PDU smpplib cannot encode fails with that exception; one still
+        unwritten when the session stops is cancelled (it was never sent).
+        """
+        future: SubmitFuture = Future()
+        with self._lock:
+            if self._stop_requested.is_set():
+                raise RuntimeError(f"session {self.name!r} is stopping")
+            self._queue.append(_Request(pdu, future))
+        return future
+
+    def stop(self, drain_timeout: float = 5.0) -> None:
+        """Stop: keep writing queued submits and reading responses for up to ``drain_timeout``.
+
+        Then unbind (waiting up to ``response_timeout`` for ``unbind_resp``) and
+        close. Submits still unanswered resolve as unknown, unwritten ones are
+        cancelled. Blocks until the I/O thread has ended; idempotent.
+        """
+        with self._lock:
+            if not self._stop_requested.is_set():
+                self._drain_timeout = max(0.0, drain_timeout)
+                self._stop_requested.set()
+            thread = self._thread
+        if thread is not None:
+            thread.join()
+        else:
+            self._cancel_queued()
+        self._state = "stopped"
+
+    # ------------------------------------------------------------------ I/O thread
+
+    def _run(self) -> None:
+        try:
+            while not self._stop_requested.is_set():
+                self._state = "connecting"
+                if self._connect():
+                    self._failures = 0
+                    self._state = "bound"
+                    try:
+                        self._serve()
+                    except _LinkDown as e:
+                        self.last_error = str(e) or "link down"
+                        _log.warning("smpp %s: link down: %s", self.name, self.last_error)
+                    finally:
+                        self._close()
+                    if self._stop_requested.is_set():
+                        break
+                    self._state = "connecting"
+                self._backoff()
+        except Exception:  # pragma: no cover - a bug here must not leave futures hanging
+            _log.exception("smpp %s: I/O thread failed", self.name)
+        finally:
+            self._close()
+            self._resolve_in_flight_unknown()
+            self._cancel_queued()
+            self._state = "stopped"
+
+    def _backoff(self) -> None:
+        low, high = self.reconnect
+        delay = self._jitter(min(high, low * 2.0**self._failures))
+        self._failures = min(self._failures + 1, 62)
+        self._stop_requested.wait(max(0.0, delay))
+
+    def _connect(self) -> bool:
+        self.connect_attempts += 1
+        client = smpplib.client.Client(
+            self.host,
+            self.port,
+            timeout=self.response_timeout,
+            allow_unknown_opt_params=True,
+            logger_name=f"smpp.{self.name}",
+        )
+        self._client = client
+        self._buffer = bytearray()
+        try:
+            client.connect()
+            client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            client.bind_transceiver(
+                system_id=self.system_id,
+                password=self._password,
+                system_type=self.system_type,
+                interface_version=0x34,
+            )
+        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError, OSError) as e:
+            self.last_error = f"connect/bind failed: {e!r}"
+            _log.warning("smpp %s: %s", self.name, self.last_error)
+            self._close()
+            return False
+        except Exception as e:  # a malformed bind response: smpplib parse errors
+            self.last_error = f"bind failed: {e!r}"
+            _log.warning("smpp %s: %s", self.name, self.last_error)
+            self._close()
+            return False
+        self.binds += 1
+        now = self._clock()
+        self._enquire_seq = None
+        self._next_enquire = now + self.enquire_interval
+        return True
+
+    def _close(self) -> None:
+        client = self._client
+        self._client = None
+        if client is not None:
+            sock = client._socket
+            client._socket = None
+            client.state = smpplib.consts.SMPP_CLIENT_STATE_CLOSED
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.close()
+        self._resolve_in_flight_unknown()
+
+    def _serve(self) -> None:
+        """The bound loop; returns after a clean unbind on stop, raises _LinkDown on a drop."""
+        drain_deadline: float | None = None
+        while True:
+            now = self._clock()
+            if self._stop_requested.is_set():
+                if drain_deadline is None:
+                    drain_deadline = now + self._drain_timeout
+                with self._lock:
+                    drained = not self._queue
+                if (drained and not self._in_flight) or now >= drain_deadline:
+                    self._unbind()
+                    return
+            self._expire(now)
+            self._keepalive(now)
+            wait = self._write_submits(now)
+            self._read(min(wait, _POLL_SECONDS))
+
+    def _write_submits(self, now: float) -> float:
+        """Write what the window and the bucket allow; how long until more may go."""
+        self._restore_bucket(now)
+        while len(self._in_flight) < self.window:
+            with self._lock:
+                if not self._queue:
+                    return _POLL_SECONDS
+                request = self._queue[0]
+            if self._bucket is not None:
+                granted, self._bucket = self._bucket.take(now)
+                if not granted:
+                    return max(0.001, self._bucket.wait_time(now))
+            with self._lock:
+                self._queue.popleft()
+            if request.future.cancelled():
+                continue  # the caller cancelled it before it was written
+            try:
+                smpp_pdu: Any = send_submission(self._client, request.pdu)
+            except smpplib.exceptions.ConnectionError as e:
+                # sendall failed: at most part of the PDU left, which the SMSC cannot
+                # act on, so it is safe to write it again after the reconnect.
+                with self._lock:
+                    self._queue.appendleft(request)
+                raise _LinkDown("write failed") from e
+            except Exception as e:  # smpplib could not encode it: the caller's problem
+                request.future.set_exception(e)
+                continue
+            self._in_flight[int(smpp_pdu.sequence)] = (request, now + self.response_timeout)
+            self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+        return _POLL_SECONDS
+
+    def _restore_bucket(self, now: float) -> None:
+        if self._slowed_until is not None and now >= self._slowed_until:
+            self._slowed_until = None
+            if self._bucket is not None:
+                self._bucket = self._bucket.restored()
+
+    def _slow_down(self) -> None:
+        if self._bucket is not None:
+            self._bucket = self._bucket.slowed(self.slow_factor)
+            self._slowed_until = self._clock() + self.slow_for
+
+    def _expire(self, now: float) -> None:
+        late = [seq for seq, (_req, deadline) in self._in_flight.items() if deadline <= now]
+        for seq in late:
+            request, _deadline = self._in_flight.pop(seq)
+            _log.warning("smpp %s: no submit_sm_resp for sequence %d", self.name, seq)
+            self._resolve(request, _UNKNOWN)
+
+    def _keepalive(self, now: float) -> None:
+        if self._enquire_seq is not None:
+            if now >= self._enquire_deadline:
+                raise _LinkDown("enquire_link_resp did not arrive in time")
+            return
+        if now >= self._next_enquire:
+            pdu: Any = smpplib.smpp.make_pdu("enquire_link", client=self._client)
+            self._send_request(pdu)
+            self._enquire_seq = int(pdu.sequence)
+            self._enquire_deadline = now + self.response_timeout
+            self._next_enquire = now + self.enquire_interval
+
+    def _unbind(self) -> None:
+        """Send ``unbind`` and wait up to ``response_timeout`` for ``unbind_resp``."""
+        try:
+            pdu: Any = smpplib.smpp.make_pdu("unbind", client=self._client)
+            self._send_request(pdu)
+        except _LinkDown:
+            return
+        deadline = self._clock() + self.response_timeout
+        self._unbound = False
+        while not self._unbound and self._clock() < deadline:
+            try:
+                self._read(_POLL_SECONDS)
+            except _LinkDown:
+                return  # the SMSC closed the link after answering, or without: either way done
+
+    # ------------------------------------------------------------------ wire
+
+    def _send_request(self, pdu: Any) -> None:
+        try:
+            self._client.send_pdu(pdu)
+        except smpplib.exceptions.ConnectionError as e:
+            raise _LinkDown("write failed") from e
+
+    def _write(self, raw: bytes) -> None:
+        try:
+            self._client._socket.sendall(raw)
+        except OSError as e:
+            raise _LinkDown("write failed") from e
+
+    def _read(self, timeout: float) -> None:
+        sock = self._client._socket
+        try:
+            readable, _w, _x = select.select([sock], [], [], timeout)
+            if not readable:
+                return
+            chunk = sock.recv(_RECV_BYTES)
+        except (OSError, ValueError) as e:
+            raise _LinkDown(f"read failed: {e!r}") from e
+        if not chunk:
+            raise _LinkDown("the SMSC closed the connection")
+        self._buffer += chunk
+        while len(self._buffer) >= 16:
+            length, command_id, status, sequence = _HEADER.unpack_from(self._buffer)
+            if not 16 <= length <= _MAX_COMMAND_LENGTH:
+                # The stream cannot be re-framed (SMPP 3.4 §4.3): drop and reconnect.
+                raise _LinkDown(f"bad command_length {length}")
+            if len(self._buffer) < length:
+                return
+            body = bytes(self._buffer[16:length])
+            del self._buffer[:length]
+            self._dispatch(command_id, status, sequence, body)
+
+    def _dispatch(self, command_id: int, status: int, sequence: int, body: bytes) -> None:
+        if command_id == _SUBMIT_SM_RESP:
+            self._on_submit_resp(status, sequence, body)
+        elif command_id == _DELIVER_SM:
+            self._on_deliver_sm(sequence, body)
+        elif command_id == _ENQUIRE_LINK:
+            self._write(_response(_ENQUIRE_LINK_RESP, ESME_ROK, sequence))
+        elif command_id == _ENQUIRE_LINK_RESP:
+            if sequence == self._enquire_seq:
+                self._enquire_seq = None
+        elif command_id == _UNBIND:
+            # SMPP 3.4 §4.2: answer, then the link is over (smpplib would not answer).
+            self._write(_response(_UNBIND_RESP, ESME_ROK, sequence))
+            raise _LinkDown("the SMSC unbound")
+        elif command_id == _UNBIND_RESP:
+            self._unbound = True
+        elif command_id == _GENERIC_NACK:
+            self._on_generic_nack(status, sequence)
+        elif not command_id & _RESP:
+            # data_sm, query_sm, anything else: we do not implement it (SMPP 3.4 §4.3).
+            self._write(_response(_GENERIC_NACK, ESME_RINVCMDID, sequence))
+        else:
+            _log.info("smpp %s: ignoring response 0x%08x", self.name, command_id)
+
+    def _on_submit_resp(self, status: int, sequence: int, body: bytes) -> None:
+        entry = self._in_flight.pop(sequence, None)
+        if entry is None:
+            _log.warning("smpp %s: submit_sm_resp for unknown sequence %d", self.name, sequence)
+            return
+        request, _deadline = entry
+        message_id: str | None = None
+        end = body.find(b"\x00")
+        raw_id = body[:end] if end >= 0 else body
+        if raw_id:
+            message_id = raw_id.decode("latin-1")
+        status_class: StatusClass | None = None
+        if status != ESME_ROK:
+            status_class = classify_status(status)
+            if status in (ESME_RTHROTTLED, ESME_RMSGQFUL):
+                self._slow_down()
+            message_id = None
+        self._resolve(
+            request,
+            SubmitOutcome(
+                status=status, message_id=message_id, status_class=status_class, unknown=False
+            ),
+        )
+
+    def _on_generic_nack(self, status: int, sequence: int) -> None:
+        if sequence == self._enquire_seq:
+            self._enquire_seq = None  # the SMSC answered, so the link is alive
+            return
+        entry = self._in_flight.pop(sequence, None)
+        if entry is None:
+            _log.warning("smpp %s: generic_nack 0x%x for sequence %d", self.name, status, sequence)
+            return
+        code = status if status != ESME_ROK else ESME_RINVCMDID
+        self._resolve(
+            entry[0],
+            SubmitOutcome(
+                status=code, message_id=None, status_class=classify_status(code), unknown=False
+            ),
+        )
+
+    def _on_deliver_sm(self, sequence: int, body: bytes) -> None:
+        answer = ESME_RX_T_APPN
+        try:
+            receipt = _parse_deliver_sm(sequence, body)
+        except (_Truncated, struct.error):
+            _log.warning("smpp %s: malformed deliver_sm %d", self.name, sequence)
+            receipt = None
+        if receipt is not None and receipt.esm_class & _RECEIPT_MASK != _RECEIPT_TYPE:
+            answer = ESME_RX_P_APPN
+        elif receipt is not None:
+            try:
+                result = self._on_receipt(receipt)
+                valid = isinstance(result, int) and not isinstance(result, bool)
+                answer = result if valid and 0 <= result <= 0xFFFFFFFF else ESME_RX_T_APPN
+            except Exception:
+                _log.exception("smpp %s: on_receipt failed; asking for redelivery", self.name)
+                answer = ESME_RX_T_APPN
+        self._write(_response(_DELIVER_SM | _RESP, answer, sequence, b"\x00"))
+
+    # ------------------------------------------------------------------ futures
+
+    def _resolve(self, request: _Request, outcome: SubmitOutcome) -> None:
+        if not request.future.done():
+            with contextlib.suppress(InvalidStateError):  # cancelled by the caller just now
+                request.future.set_result(outcome)
+
+    def _resolve_in_flight_unknown(self) -> None:
+        entries = list(self._in_flight.values())
+        self._in_flight.clear()
+        for request, _deadline in entries:
+            self._resolve(request, _UNKNOWN)
+
+    def _cancel_queued(self) -> None:
+        with self._lock:
+            queued = list(self._queue)
+            self._queue.clear()
+        for request in queued:
+            request.future.cancel()
