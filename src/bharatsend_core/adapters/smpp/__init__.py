@@ -1,4 +1,5 @@
-"""SMPP 3.4 adapters: submit_sm building, a bound session, and a local SMSC simulator."""
+"""SMPP 3.4 adapters: the wire codec (``pdu``), submit_sm building, a bound session, and a
+local SMSC simulator."""
 
 from __future__ import annotations
 

@@ -41,7 +41,6 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, InvalidStateError
-from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
 
 import smpplib.client
@@ -50,12 +49,35 @@ import smpplib.exceptions
 import smpplib.smpp
 from attrs import field, frozen
 
+from bharatsend_core.adapters.smpp.pdu import (
+    DELIVER_SM,
+    ENQUIRE_LINK,
+    ENQUIRE_LINK_RESP,
+    ESME_RINVCMDID,
+    ESME_RMSGQFUL,
+    ESME_ROK,
+    ESME_RTHROTTLED,
+    ESME_RX_P_APPN,
+    ESME_RX_T_APPN,
+    GENERIC_NACK,
+    HEADER,
+    MAX_COMMAND_LENGTH,
+    RESP,
+    SUBMIT_SM_RESP,
+    TAG_MESSAGE_STATE,
+    TAG_NETWORK_ERROR_CODE,
+    TAG_RECEIPTED_MESSAGE_ID,
+    UNBIND,
+    UNBIND_RESP,
+    Reader,
+    Truncated,
+    encode_pdu,
+    frozen_tlvs,
+)
 from bharatsend_core.adapters.smpp.submission import SubmitPdu, send_submission
 from bharatsend_core.domain.routing import StatusClass, TokenBucket, classify_status
 
 __all__ = [
-    "ESME_RX_P_APPN",
-    "ESME_RX_T_APPN",
     "ReceiptPdu",
     "SessionState",
     "SmppSession",
@@ -65,34 +87,6 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-# SMPP 3.4 §5.1.2 command ids.
-_RESP = 0x80000000
-_GENERIC_NACK = 0x80000000
-_SUBMIT_SM_RESP = 0x80000004
-_DELIVER_SM = 0x00000005
-_UNBIND = 0x00000006
-_UNBIND_RESP = 0x80000006
-_ENQUIRE_LINK = 0x00000015
-_ENQUIRE_LINK_RESP = 0x80000015
-
-# SMPP 3.4 §5.1.3 command_status values.
-ESME_ROK = 0x00
-ESME_RINVCMDID = 0x03
-ESME_RMSGQFUL = 0x14
-ESME_RTHROTTLED = 0x58
-#: Temporary application error: the SMSC should redeliver (receipt not stored).
-ESME_RX_T_APPN = 0x64
-#: Permanent application error: this session does not accept mobile-originated messages.
-ESME_RX_P_APPN = 0x65
-
-# TLV tags (SMPP 3.4 §5.3.2).
-_TAG_RECEIPTED_MESSAGE_ID = 0x001E
-_TAG_MESSAGE_STATE = 0x0427
-_TAG_NETWORK_ERROR_CODE = 0x0423
-
-_HEADER = struct.Struct(">IIII")
-_TLV_HEADER = struct.Struct(">HH")
-_MAX_COMMAND_LENGTH = 0x10000 + 512
 _RECEIPT_MASK = 0x3C
 _RECEIPT_TYPE = 0x04
 #: Longest the I/O thread sleeps in select() before looking at its queue again.
@@ -100,10 +94,6 @@ _POLL_SECONDS = 0.01
 _RECV_BYTES = 65536
 
 SessionState: TypeAlias = Literal["connecting", "bound", "stopped"]
-
-
-def _frozen_tlvs(value: Mapping[int, bytes]) -> Mapping[int, bytes]:
-    return MappingProxyType(dict(value))
 
 
 @frozen
@@ -121,24 +111,24 @@ class ReceiptPdu:
     esm_class: int
     data_coding: int
     short_message: bytes = field(repr=False)
-    tlvs: Mapping[int, bytes] = field(converter=_frozen_tlvs)
+    tlvs: Mapping[int, bytes] = field(converter=frozen_tlvs)
 
     @property
     def receipted_message_id(self) -> str | None:
         """The ``receipted_message_id`` TLV (0x001E) without its NUL, or None."""
-        raw = self.tlvs.get(_TAG_RECEIPTED_MESSAGE_ID)
+        raw = self.tlvs.get(TAG_RECEIPTED_MESSAGE_ID)
         return None if raw is None else raw.rstrip(b"\x00").decode("latin-1")
 
     @property
     def message_state(self) -> int | None:
         """The ``message_state`` TLV (0x0427), e.g. 2 = DELIVERED, or None."""
-        raw = self.tlvs.get(_TAG_MESSAGE_STATE)
+        raw = self.tlvs.get(TAG_MESSAGE_STATE)
         return raw[0] if raw else None
 
     @property
     def network_error_code(self) -> bytes | None:
         """The ``network_error_code`` TLV (0x0423): network type octet + 2-octet code, or None."""
-        return self.tlvs.get(_TAG_NETWORK_ERROR_CODE)
+        return self.tlvs.get(TAG_NETWORK_ERROR_CODE)
 
 
 @frozen
@@ -169,48 +159,9 @@ SubmitFuture: TypeAlias = Future[SubmitOutcome]
 _UNKNOWN = SubmitOutcome(status=-1, message_id=None, status_class=None, unknown=True)
 
 
-class _Truncated(Exception):
-    """A PDU body ended before one of its fields did."""
-
-
-class _Reader:
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.pos = 0
-
-    def octet(self) -> int:
-        if self.pos >= len(self.body):
-            raise _Truncated
-        value = self.body[self.pos]
-        self.pos += 1
-        return value
-
-    def cstring(self) -> bytes:
-        end = self.body.find(b"\x00", self.pos)
-        if end < 0:
-            raise _Truncated
-        value = self.body[self.pos : end]
-        self.pos = end + 1
-        return value
-
-    def octets(self, n: int) -> bytes:
-        if self.pos + n > len(self.body):
-            raise _Truncated
-        value = self.body[self.pos : self.pos + n]
-        self.pos += n
-        return value
-
-    def tlvs(self) -> dict[int, bytes]:
-        found: dict[int, bytes] = {}
-        while self.pos < len(self.body):
-            tag, length = _TLV_HEADER.unpack(self.octets(4))
-            found[tag] = self.octets(length)
-        return found
-
-
 def _parse_deliver_sm(sequence: int, body: bytes) -> ReceiptPdu:
-    """A ``deliver_sm`` body (SMPP 3.4 §4.6.1); raises :class:`_Truncated`."""
-    r = _Reader(body)
+    """A ``deliver_sm`` body (SMPP 3.4 §4.6.1); raises :class:`Truncated`."""
+    r = Reader(body)
     r.cstring()  # service_type
     r.octets(2)  # source_addr_ton, source_addr_npi
     source = r.cstring()
@@ -233,10 +184,6 @@ def _parse_deliver_sm(sequence: int, body: bytes) -> ReceiptPdu:
         short_message=short_message,
         tlvs=r.tlvs(),
     )
-
-
-def _response(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:
-    return _HEADER.pack(16 + len(body), command_id, status, sequence) + body
 
 
 def _default_jitter(delay: float) -> float:
@@ -616,8 +563,8 @@ class SmppSession:
             raise _LinkDown("the SMSC closed the connection")
         self._buffer += chunk
         while len(self._buffer) >= 16:
-            length, command_id, status, sequence = _HEADER.unpack_from(self._buffer)
-            if not 16 <= length <= _MAX_COMMAND_LENGTH:
+            length, command_id, status, sequence = HEADER.unpack_from(self._buffer)
+            if not 16 <= length <= MAX_COMMAND_LENGTH:
                 # The stream cannot be re-framed (SMPP 3.4 §4.3): drop and reconnect.
                 raise _LinkDown(f"bad command_length {length}")
             if len(self._buffer) < length:
@@ -627,26 +574,26 @@ class SmppSession:
             self._dispatch(command_id, status, sequence, body)
 
     def _dispatch(self, command_id: int, status: int, sequence: int, body: bytes) -> None:
-        if command_id == _SUBMIT_SM_RESP:
+        if command_id == SUBMIT_SM_RESP:
             self._on_submit_resp(status, sequence, body)
-        elif command_id == _DELIVER_SM:
+        elif command_id == DELIVER_SM:
             self._on_deliver_sm(sequence, body)
-        elif command_id == _ENQUIRE_LINK:
-            self._write(_response(_ENQUIRE_LINK_RESP, ESME_ROK, sequence))
-        elif command_id == _ENQUIRE_LINK_RESP:
+        elif command_id == ENQUIRE_LINK:
+            self._write(encode_pdu(ENQUIRE_LINK_RESP, ESME_ROK, sequence))
+        elif command_id == ENQUIRE_LINK_RESP:
             if sequence == self._enquire_seq:
                 self._enquire_seq = None
-        elif command_id == _UNBIND:
+        elif command_id == UNBIND:
             # SMPP 3.4 §4.2: answer, then the link is over (smpplib would not answer).
-            self._write(_response(_UNBIND_RESP, ESME_ROK, sequence))
+            self._write(encode_pdu(UNBIND_RESP, ESME_ROK, sequence))
             raise _LinkDown("the SMSC unbound")
-        elif command_id == _UNBIND_RESP:
+        elif command_id == UNBIND_RESP:
             self._unbound = True
-        elif command_id == _GENERIC_NACK:
+        elif command_id == GENERIC_NACK:
             self._on_generic_nack(status, sequence)
-        elif not command_id & _RESP:
+        elif not command_id & RESP:
             # data_sm, query_sm, anything else: we do not implement it (SMPP 3.4 §4.3).
-            self._write(_response(_GENERIC_NACK, ESME_RINVCMDID, sequence))
+            self._write(encode_pdu(GENERIC_NACK, ESME_RINVCMDID, sequence))
         else:
             _log.info("smpp %s: ignoring response 0x%08x", self.name, command_id)
 
@@ -694,7 +641,7 @@ class SmppSession:
         answer = ESME_RX_T_APPN
         try:
             receipt = _parse_deliver_sm(sequence, body)
-        except (_Truncated, struct.error):
+        except (Truncated, struct.error):
             _log.warning("smpp %s: malformed deliver_sm %d", self.name, sequence)
             receipt = None
         if receipt is not None and receipt.esm_class & _RECEIPT_MASK != _RECEIPT_TYPE:
@@ -707,7 +654,7 @@ class SmppSession:
             except Exception:
                 _log.exception("smpp %s: on_receipt failed; asking for redelivery", self.name)
                 answer = ESME_RX_T_APPN
-        self._write(_response(_DELIVER_SM | _RESP, answer, sequence, b"\x00"))
+        self._write(encode_pdu(DELIVER_SM | RESP, answer, sequence, b"\x00"))
 
     # ------------------------------------------------------------------ futures
 

@@ -23,7 +23,6 @@ import contextlib
 import heapq
 import itertools
 import socket
-import struct
 import threading
 import time
 from collections import deque
@@ -34,6 +33,40 @@ from typing import Generic, Literal, TypeVar
 
 from attrs import evolve, field, frozen, validators
 
+from bharatsend_core.adapters.smpp.pdu import (
+    BIND_RECEIVER,
+    BIND_TRANSCEIVER,
+    BIND_TRANSMITTER,
+    DELIVER_SM,
+    ENQUIRE_LINK,
+    ESME_RALYBND,
+    ESME_RINVBNDSTS,
+    ESME_RINVCMDID,
+    ESME_RINVCMDLEN,
+    ESME_RINVDSTADR,
+    ESME_RINVPASWD,
+    ESME_RINVSYSID,
+    ESME_RMISSINGOPTPARAM,
+    ESME_RMSGQFUL,
+    ESME_ROK,
+    ESME_RSUBMITFAIL,
+    ESME_RTHROTTLED,
+    GENERIC_NACK,
+    HEADER,
+    MAX_COMMAND_LENGTH,
+    RESP,
+    SUBMIT_SM,
+    TAG_MESSAGE_PAYLOAD,
+    TAG_MESSAGE_STATE,
+    TAG_RECEIPTED_MESSAGE_ID,
+    UNBIND,
+    Reader,
+    Truncated,
+    cstring,
+    encode_pdu,
+    encode_tlv,
+    frozen_tlvs,
+)
 from bharatsend_core.domain.encoding import decode_gsm7, decode_ucs2, parse_udh_concat
 from bharatsend_core.domain.errors import InvalidContent
 
@@ -46,40 +79,6 @@ __all__ = [
     "SmscSimulator",
 ]
 
-# SMPP 3.4 §5.1.2 command ids.
-_GENERIC_NACK = 0x80000000
-_BIND_RECEIVER = 0x00000001
-_BIND_TRANSMITTER = 0x00000002
-_SUBMIT_SM = 0x00000004
-_DELIVER_SM = 0x00000005
-_UNBIND = 0x00000006
-_BIND_TRANSCEIVER = 0x00000009
-_ENQUIRE_LINK = 0x00000015
-_RESP = 0x80000000
-
-# SMPP 3.4 §5.1.3 command_status values the simulator answers with.
-ESME_ROK = 0x00
-ESME_RINVCMDLEN = 0x02
-ESME_RINVCMDID = 0x03
-ESME_RINVBNDSTS = 0x04
-ESME_RALYBND = 0x05
-ESME_RINVDSTADR = 0x0B
-ESME_RINVPASWD = 0x0E
-ESME_RINVSYSID = 0x0F
-ESME_RMSGQFUL = 0x14
-ESME_RSUBMITFAIL = 0x45
-ESME_RTHROTTLED = 0x58
-ESME_RMISSINGOPTPARAM = 0xC4
-
-# TLV tags (SMPP 3.4 §5.3.2).
-TAG_RECEIPTED_MESSAGE_ID = 0x001E
-TAG_MESSAGE_PAYLOAD = 0x0424
-TAG_MESSAGE_STATE = 0x0427
-
-_HEADER = struct.Struct(">IIII")
-_TLV_HEADER = struct.Struct(">HH")
-#: Largest PDU accepted: a 64K message_payload plus the fixed fields.
-_MAX_COMMAND_LENGTH = 0x10000 + 512
 _MAX_SEQUENCE = 0x7FFFFFFF
 _POLL_SECONDS = 0.05
 
@@ -91,9 +90,9 @@ _FINAL_STATES: Mapping[str, int] = MappingProxyType(
 _BindMode = Literal["transmitter", "receiver", "transceiver"]
 _BIND_MODES: Mapping[int, _BindMode] = MappingProxyType(
     {
-        _BIND_TRANSMITTER: "transmitter",
-        _BIND_RECEIVER: "receiver",
-        _BIND_TRANSCEIVER: "transceiver",
+        BIND_TRANSMITTER: "transmitter",
+        BIND_RECEIVER: "receiver",
+        BIND_TRANSCEIVER: "transceiver",
     }
 )
 
@@ -158,10 +157,6 @@ class Behaviour:
         return self.final_state != "DELIVRD"
 
 
-def _frozen_tlvs(tlvs: Mapping[int, bytes]) -> Mapping[int, bytes]:
-    return MappingProxyType(dict(tlvs))
-
-
 @frozen
 class ReceivedSubmit:
     """One accepted ``submit_sm`` (one part of a message) as the SMSC saw it.
@@ -185,7 +180,7 @@ class ReceivedSubmit:
     short_message: bytes = field(repr=False)
     text: str | None = field(repr=False)
     concat: tuple[int, int, int] | None
-    tlvs: Mapping[int, bytes] = field(converter=_frozen_tlvs)
+    tlvs: Mapping[int, bytes] = field(converter=frozen_tlvs)
     message_id: str
     sequence_number: int
     received_at: datetime
@@ -252,59 +247,6 @@ class Recorded(Generic[T]):
 # --------------------------------------------------------------------------- codec
 
 
-class _Truncated(Exception):
-    """The body ended before a field did (the command_length is wrong)."""
-
-
-class _Reader:
-    """Reads SMPP 3.4 §3.1 field types from a PDU body."""
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-        self.pos = 0
-
-    def octet(self) -> int:
-        if self.pos >= len(self.body):
-            raise _Truncated
-        value = self.body[self.pos]
-        self.pos += 1
-        return value
-
-    def cstring(self) -> bytes:
-        end = self.body.find(b"\x00", self.pos)
-        if end < 0:
-            raise _Truncated
-        value = self.body[self.pos : end]
-        self.pos = end + 1
-        return value
-
-    def octets(self, n: int) -> bytes:
-        if self.pos + n > len(self.body):
-            raise _Truncated
-        value = self.body[self.pos : self.pos + n]
-        self.pos += n
-        return value
-
-    def tlvs(self) -> dict[int, bytes]:
-        found: dict[int, bytes] = {}
-        while self.pos < len(self.body):
-            tag, length = _TLV_HEADER.unpack(self.octets(4))
-            found[tag] = self.octets(length)
-        return found
-
-
-def _pdu(command_id: int, status: int, sequence: int, body: bytes = b"") -> bytes:
-    return _HEADER.pack(16 + len(body), command_id, status, sequence) + body
-
-
-def _cstr(value: str) -> bytes:
-    return value.encode("latin-1", "replace") + b"\x00"
-
-
-def _tlv(tag: int, value: bytes) -> bytes:
-    return _TLV_HEADER.pack(tag, len(value)) + value
-
-
 @frozen
 class _Submit:
     source_addr_ton: int
@@ -321,8 +263,8 @@ class _Submit:
 
 
 def _parse_submit(body: bytes) -> _Submit:
-    """The ``submit_sm`` body, SMPP 3.4 §4.4.1; raises :class:`_Truncated`."""
-    r = _Reader(body)
+    """The ``submit_sm`` body, SMPP 3.4 §4.4.1; raises :class:`Truncated`."""
+    r = Reader(body)
     r.cstring()  # service_type
     src_ton, src_npi = r.octet(), r.octet()
     src = r.cstring()
@@ -452,22 +394,22 @@ class _Session:
         short_message = text.encode("ascii", "replace")[:254]
         sequence = self.next_sequence()
         body = (
-            _cstr("")  # service_type
+            cstring("")  # service_type
             + bytes((pending.dest_addr_ton, pending.dest_addr_npi))
-            + _cstr(pending.destination_addr)
+            + cstring(pending.destination_addr)
             + bytes((pending.source_addr_ton, pending.source_addr_npi))
-            + _cstr(pending.source_addr)
+            + cstring(pending.source_addr)
             + bytes((0x04, 0, 0))  # esm_class: SMSC delivery receipt; protocol_id; priority
-            + _cstr("")  # schedule_delivery_time
-            + _cstr("")  # validity_period
+            + cstring("")  # schedule_delivery_time
+            + cstring("")  # validity_period
             + bytes((0, 0, 0, 0, len(short_message)))  # rd, replace, data_coding, default id
             + short_message
-            + _tlv(TAG_RECEIPTED_MESSAGE_ID, _cstr(pending.message_id))
-            + _tlv(TAG_MESSAGE_STATE, bytes((_FINAL_STATES[pending.stat],)))
+            + encode_tlv(TAG_RECEIPTED_MESSAGE_ID, cstring(pending.message_id))
+            + encode_tlv(TAG_MESSAGE_STATE, bytes((_FINAL_STATES[pending.stat],)))
         )
         with self._seq_lock:
             self._awaiting[sequence] = pending.message_id
-        if not self.send(_pdu(_DELIVER_SM, ESME_ROK, sequence, body)):
+        if not self.send(encode_pdu(DELIVER_SM, ESME_ROK, sequence, body)):
             return False
         self.sim.receipts.append(
             SentReceipt(
@@ -508,10 +450,10 @@ class _Session:
                 header = self._recv_exact(16)
                 if header is None:
                     return
-                length, command_id, status, sequence = _HEADER.unpack(header)
-                if not 16 <= length <= _MAX_COMMAND_LENGTH:
+                length, command_id, status, sequence = HEADER.unpack(header)
+                if not 16 <= length <= MAX_COMMAND_LENGTH:
                     # SMPP 3.4 §4.3: generic_nack; the stream cannot be re-framed, so close.
-                    self.send(_pdu(_GENERIC_NACK, ESME_RINVCMDLEN, sequence))
+                    self.send(encode_pdu(GENERIC_NACK, ESME_RINVCMDLEN, sequence))
                     return
                 body = self._recv_exact(length - 16)
                 if body is None:
@@ -527,14 +469,14 @@ class _Session:
         try:
             if command_id in _BIND_MODES:
                 return self._bind(command_id, sequence, body)
-            if command_id == _ENQUIRE_LINK:
-                return self.send(_pdu(_ENQUIRE_LINK | _RESP, ESME_ROK, sequence))
-            if command_id == _UNBIND:
-                self.send(_pdu(_UNBIND | _RESP, ESME_ROK, sequence))
+            if command_id == ENQUIRE_LINK:
+                return self.send(encode_pdu(ENQUIRE_LINK | RESP, ESME_ROK, sequence))
+            if command_id == UNBIND:
+                self.send(encode_pdu(UNBIND | RESP, ESME_ROK, sequence))
                 return False
-            if command_id == _SUBMIT_SM:
+            if command_id == SUBMIT_SM:
                 return self._submit(sequence, body)
-            if command_id == _DELIVER_SM | _RESP:
+            if command_id == DELIVER_SM | RESP:
                 with self._seq_lock:
                     message_id = self._awaiting.pop(sequence, "")
                 self.sim.receipt_responses.append(
@@ -543,36 +485,36 @@ class _Session:
                     )
                 )
                 return True
-            if command_id & _RESP:
+            if command_id & RESP:
                 return True  # enquire_link_resp, generic_nack, ...: nothing to answer
             # An unknown command, or one this simulator does not implement (query_sm...).
-            return self.send(_pdu(_GENERIC_NACK, ESME_RINVCMDID, sequence))
-        except _Truncated:
-            return self.send(_pdu(_GENERIC_NACK, ESME_RINVCMDLEN, sequence))
+            return self.send(encode_pdu(GENERIC_NACK, ESME_RINVCMDID, sequence))
+        except Truncated:
+            return self.send(encode_pdu(GENERIC_NACK, ESME_RINVCMDLEN, sequence))
 
     def _bind(self, command_id: int, sequence: int, body: bytes) -> bool:
-        resp_id = command_id | _RESP
-        r = _Reader(body)
+        resp_id = command_id | RESP
+        r = Reader(body)
         system_id = r.cstring().decode("latin-1")
         password = r.cstring().decode("latin-1")
         if self.mode is not None:
-            return self.send(_pdu(resp_id, ESME_RALYBND, sequence))
+            return self.send(encode_pdu(resp_id, ESME_RALYBND, sequence))
         expected = self.sim.credentials.get(system_id)
         if expected is None:
-            return self.send(_pdu(resp_id, ESME_RINVSYSID, sequence))
+            return self.send(encode_pdu(resp_id, ESME_RINVSYSID, sequence))
         if expected != password:
-            return self.send(_pdu(resp_id, ESME_RINVPASWD, sequence))
+            return self.send(encode_pdu(resp_id, ESME_RINVPASWD, sequence))
         self.system_id = system_id
         self.mode = _BIND_MODES[command_id]
-        ok = self.send(_pdu(resp_id, ESME_ROK, sequence, _cstr(self.sim.system_id)))
+        ok = self.send(encode_pdu(resp_id, ESME_ROK, sequence, cstring(self.sim.system_id)))
         if ok and self.can_receive:
             self.sim._flush_parked(system_id)
         return ok
 
     def _submit(self, sequence: int, body: bytes) -> bool:
-        resp_id = _SUBMIT_SM | _RESP
+        resp_id = SUBMIT_SM | RESP
         if self.mode not in ("transmitter", "transceiver") or self.system_id is None:
-            return self.send(_pdu(resp_id, ESME_RINVBNDSTS, sequence))
+            return self.send(encode_pdu(resp_id, ESME_RINVBNDSTS, sequence))
         submit = _parse_submit(body)
         behaviour = self.sim.behaviour
         self.submits_seen += 1
@@ -602,7 +544,7 @@ class _Session:
                 except InvalidContent:
                     status = ESME_RSUBMITFAIL
         if status != ESME_ROK:
-            return self.send(_pdu(resp_id, status, sequence))
+            return self.send(encode_pdu(resp_id, status, sequence))
 
         message_id = self.sim._next_message_id(behaviour)
         now = self.sim.clock()
@@ -649,7 +591,7 @@ class _Session:
         if pending is not None and behaviour.receipt_first:
             self.sim._deliver(pending)
             pending = None
-        ok = self.send(_pdu(resp_id, ESME_ROK, sequence, _cstr(message_id)))
+        ok = self.send(encode_pdu(resp_id, ESME_ROK, sequence, cstring(message_id)))
         if pending is not None:
             self.sim._schedule(pending)
         return ok

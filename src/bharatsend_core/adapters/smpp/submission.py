@@ -15,7 +15,6 @@ that one PDU's body (SMPP.md §3, approach A): no process-wide monkeypatch.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from types import MappingProxyType
@@ -24,6 +23,7 @@ from typing import Any
 import smpplib.smpp
 from attrs import field, frozen
 
+from bharatsend_core.adapters.smpp.pdu import encode_tlv
 from bharatsend_core.domain.encoding import encode_parts, segment
 from bharatsend_core.domain.errors import InvalidArgument
 from bharatsend_core.domain.message import Message
@@ -46,7 +46,6 @@ _VENDOR_TAG_MAX = 0x3FFF
 _REQUIRED_TLV_KEYS = frozenset({"pe_id", "template_id"})
 _TLV_KEYS = _REQUIRED_TLV_KEYS | {"chain"}
 _TLV_ORDER = ("pe_id", "template_id", "chain")
-_TLV_HEADER = struct.Struct(">HH")
 _ESM_UDHI = 0x40
 # SMPP 3.4 §5.2.8: source_addr is a C-octet string of at most 21 octets incl. NUL.
 _MAX_SOURCE_ADDR = 20
@@ -156,7 +155,7 @@ class SubmitPdu:
 
     def tlv_bytes(self) -> bytes:
         """The encoded TLV block: tag (2 octets), length (2), value; big-endian (SMPP 3.4 §3.1)."""
-        return b"".join(_TLV_HEADER.pack(tag, len(value)) + value for tag, value in self.tlvs)
+        return b"".join(encode_tlv(tag, value) for tag, value in self.tlvs)
 
 
 def _require_aware(name: str, value: datetime) -> None:
