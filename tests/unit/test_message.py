@@ -209,6 +209,7 @@ def test_single_part_happy_path_goes_accepted_submitting_sent_delivered() -> Non
         carrier_message_id="carrier-0",
         submitted_at=at(2),
         final_at=at(9),
+        route="route_a",
     )
     assert message.updated_at == at(9)
     assert message.is_final
@@ -493,13 +494,13 @@ def test_expire_before_expiry_is_illegal() -> None:
 
 
 @pytest.mark.parametrize("status", [Status.ACCEPTED, Status.RETRYING])
-def test_expire_after_expiry_fails_with_validity_expired(status: Status) -> None:
+def test_expire_after_expiry_fails_with_expired_before_submit(status: Status) -> None:
     message = message_in(status)
 
     message = message.apply(Expire(message.expires_at))
 
     assert message.status is Status.FAILED
-    assert message.error == MessageError("validity_expired", FailureReason.VALIDITY_EXPIRED)
+    assert message.error == MessageError("expired_before_submit", FailureReason.VALIDITY_EXPIRED)
     assert message.next_attempt_at is None
     assert message.timeline[-1].kind == "failed"
 

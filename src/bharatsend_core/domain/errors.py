@@ -35,13 +35,15 @@ template literals instead.
     │   │   ├── MessageNotFound             message_not_found
     │   │   ├── ApiKeyNotFound              api_key_not_found
     │   │   ├── DltRecordNotFound           dlt_record_not_found
-    │   │   └── TransferNotFound            transfer_not_found
+    │   │   ├── TransferNotFound            transfer_not_found
+    │   │   └── RouteNotFound               route_not_found
     │   └── ConflictError                   409
     │       ├── IllegalTransition           illegal_transition
     │       ├── IdempotencyConflict         idempotency_conflict
     │       ├── TransferConflict            transfer_conflict
     │       └── AlreadyExists               already_exists
     ├── RemoteError                         502: a carrier or receiver failed
+    │   └── CarrierUnavailable              carrier_unavailable
     └── ServerError                         5xx: our side or our infrastructure
         ├── ConfigurationError              configuration_error (500)
         └── StorageUnavailable              storage_unavailable (503)
@@ -64,6 +66,7 @@ __all__ = [
     "AuthenticationError",
     "BatchAborted",
     "BharatSendError",
+    "CarrierUnavailable",
     "ClientError",
     "ConfigurationError",
     "ConflictError",
@@ -112,6 +115,7 @@ __all__ = [
     "PermissionDenied",
     "ReceiptParseError",
     "RemoteError",
+    "RouteNotFound",
     "SandboxOnly",
     "ServerError",
     "StorageUnavailable",
@@ -331,6 +335,12 @@ class TransferNotFound(NotFound):
     code = "transfer_not_found"
 
 
+class RouteNotFound(NotFound):
+    """No carrier route with that name."""
+
+    code = "route_not_found"
+
+
 class IdempotencyConflict(ConflictError):
     """The client_message_id was used before with a different request."""
 
@@ -353,6 +363,12 @@ class RemoteError(BharatSendError, abstract=True):
     """A remote party (carrier, webhook receiver) failed; not the caller's fault."""
 
     http_status = 502
+
+
+class CarrierUnavailable(RemoteError):
+    """A carrier route cannot take submits now (not bound, stopping, or its bind failed)."""
+
+    code = "carrier_unavailable"
 
 
 class ServerError(BharatSendError, abstract=True):

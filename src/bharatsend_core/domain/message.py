@@ -256,6 +256,9 @@ class Part:
     #: The submit was written but never answered; we count it as submitted
     #: without a carrier id, so no receipt can ever be matched to it.
     outcome_unknown: bool = False
+    #: The route the part was submitted on: receipts are matched on
+    #: (route, carrier_message_id), because two carriers may reuse an id.
+    route: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -780,6 +783,7 @@ class Message:
             status=PartStatus.SUBMITTED,
             carrier_message_id=event.carrier_message_id,
             submitted_at=step.at,
+            route=self.route,
         )
         step.record(
             "part_submitted",
@@ -824,7 +828,11 @@ class Message:
             step.schedule_retry(retry_at)
             return
         step.parts[event.index] = attrs.evolve(
-            part, status=PartStatus.SUBMITTED, submitted_at=step.at, outcome_unknown=True
+            part,
+            status=PartStatus.SUBMITTED,
+            submitted_at=step.at,
+            outcome_unknown=True,
+            route=self.route,
         )
         step.record(
             "outcome_unknown",
@@ -883,7 +891,7 @@ class Message:
                 f"Expire before expiry in status {self.status}: message {self.id} "
                 f"is valid until {self.expires_at.isoformat()}",
             )
-        step.fail(MessageError("validity_expired", FailureReason.VALIDITY_EXPIRED))
+        step.fail(MessageError("expired_before_submit", FailureReason.VALIDITY_EXPIRED))
 
 
 class _Step:

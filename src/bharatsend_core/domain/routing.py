@@ -30,11 +30,16 @@ from bharatsend_core.domain.dlt.registry import Category
 from bharatsend_core.domain.errors import InvalidArgument
 
 __all__ = [
+    "DEFAULT_DLT_TLVS",
+    "DEFAULT_RESEND_UNKNOWN",
     "DEFAULT_STATUS_CLASSES",
+    "BindMode",
     "Breaker",
     "BreakerState",
+    "Connection",
     "FailureAction",
     "Route",
+    "RouteConfig",
     "StatusClass",
     "TokenBucket",
     "after_failure",
@@ -550,3 +555,172 @@ def after_failure(route: Route, status: StatusClass, *, others_left: bool = True
             return "next_route"
         return "fail"
     return "next_route" if others_left else "retry_same_later"
+
+
+# --------------------------------------------------------------------------- configuration
+
+#: Where DLT values go on the wire unless a route says otherwise (SMPP.md §1.9).
+DEFAULT_DLT_TLVS: Final[Mapping[str, int]] = MappingProxyType(
+    {"pe_id": 0x1400, "template_id": 0x1401}
+)
+_DLT_TLV_KEYS: Final = frozenset({"pe_id", "template_id", "chain"})
+_VENDOR_TAGS: Final = range(0x1400, 0x4000)
+
+#: How a route binds: one transceiver, or a transmitter for submits plus a receiver for receipts.
+BindMode = Literal["transceiver", "pair"]
+#: How a route spells message ids (``domain.receipts.IdMode`` values).
+_ID_MODES: Final = ("exact", "lower_no_zeros", "hex_to_decimal", "decimal_to_hex")
+#: Categories whose unknown submit outcomes are resent (OTPs are worthless if lost).
+DEFAULT_RESEND_UNKNOWN: Final[frozenset[Category]] = frozenset(
+    {Category.TRANSACTIONAL, Category.SERVICE_IMPLICIT, Category.GOVERNMENT}
+)
+
+
+def _to_dlt_tlvs(value: Mapping[str, int]) -> Mapping[str, int]:
+    if not isinstance(value, Mapping):
+        raise InvalidArgument("dlt_tlvs must map pe_id/template_id/chain to tags", field="dlt_tlvs")
+    tags = dict(value)
+    unknown = set(tags) - _DLT_TLV_KEYS
+    if unknown or not {"pe_id", "template_id"} <= set(tags):
+        raise InvalidArgument(
+            "dlt_tlvs needs pe_id and template_id (and optionally chain), "
+            f"got {sorted(tags)}",
+            field="dlt_tlvs",
+        )
+    for key, tag in tags.items():
+        if isinstance(tag, bool) or not isinstance(tag, int) or tag not in _VENDOR_TAGS:
+            raise InvalidArgument(
+                f"dlt_tlvs[{key!r}] must be a vendor TLV tag 0x1400-0x3FFF, got {tag!r}",
+                field="dlt_tlvs",
+            )
+    if len(set(tags.values())) != len(tags):
+        raise InvalidArgument("dlt_tlvs tags must differ", field="dlt_tlvs")
+    return MappingProxyType(tags)
+
+
+def _to_overrides(value: Mapping[int, StatusClass | str]) -> Mapping[int, StatusClass]:
+    out: dict[int, StatusClass] = {}
+    for code, cls in dict(value).items():
+        if isinstance(code, bool) or not isinstance(code, int) or not 0 < code <= 0xFFFFFFFF:
+            raise InvalidArgument(
+                f"status override {code!r} must be a failed command_status (1..0xFFFFFFFF)",
+                field="status_overrides",
+            )
+        try:
+            out[code] = StatusClass(cls)
+        except ValueError:
+            raise InvalidArgument(
+                f"status class {cls!r} must be one of {[c.value for c in StatusClass]}",
+                field="status_overrides",
+            ) from None
+    return MappingProxyType(out)
+
+
+def _check_host(_instance: object, _attribute: object, value: str) -> None:
+    if not isinstance(value, str) or not value or len(value) > 253 or value != value.strip():
+        raise InvalidArgument("host must be a host name or address", field="host")
+
+
+def _check_port(_instance: object, _attribute: object, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65536:
+        raise InvalidArgument("port must be 1-65535", field="port")
+
+
+def _check_c_string(limit: int) -> Any:
+    def check(_instance: object, attribute: Any, value: str) -> None:
+        if not isinstance(value, str) or not value.isascii() or len(value) > limit:
+            raise InvalidArgument(
+                f"{attribute.name} must be ASCII of at most {limit} characters (SMPP 3.4 §4.1)",
+                field=attribute.name,
+            )
+
+    return check
+
+
+def _check_bind(_instance: object, _attribute: object, value: str) -> None:
+    if value not in ("transceiver", "pair"):
+        raise InvalidArgument("bind must be 'transceiver' or 'pair'", field="bind")
+
+
+def _check_id_mode(_instance: object, _attribute: object, value: str) -> None:
+    if value not in _ID_MODES:
+        raise InvalidArgument(f"id_mode must be one of {list(_ID_MODES)}", field="id_mode")
+
+
+def _check_seconds(_instance: object, attribute: Any, value: float) -> None:
+    number = _number(value)
+    if number is None or not math.isfinite(number) or not 0 < number <= 3600:
+        raise InvalidArgument(f"{attribute.name} must be 0-3600 seconds", field=attribute.name)
+
+
+def _check_chain(_instance: object, _attribute: object, value: str | None) -> None:
+    if value is not None and not (
+        isinstance(value, str) and value and value.isascii() and value.isprintable()
+    ):
+        raise InvalidArgument("dlt_chain must be printable ASCII", field="dlt_chain")
+
+
+def _to_resend(value: Iterable[Category | str]) -> frozenset[Category]:
+    return _to_categories(value)
+
+
+@frozen(kw_only=True)
+class Connection:
+    """How to reach and speak to one SMSC: the SMPP bind and the aggregator's dialect.
+
+    Indian aggregators disagree on DLT TLV tags, NUL termination and message id
+    spelling, so each is configuration (docs/operations.md lists known values).
+    """
+
+    host: str = field(validator=_check_host)
+    port: int = field(validator=_check_port)
+    system_id: str = field(validator=_check_c_string(15))
+    password: str = field(repr=False, validator=_check_c_string(8))
+    system_type: str = field(default="", validator=_check_c_string(12))
+    bind: BindMode = field(default="transceiver", validator=_check_bind)
+    dlt_tlvs: Mapping[str, int] = field(default=DEFAULT_DLT_TLVS, converter=_to_dlt_tlvs)
+    #: Some aggregators want the DLT TLV values NUL-terminated.
+    tlv_nul_terminated: bool = field(default=False, validator=_check_flag)
+    #: The telemarketer chain value sent in the ``chain`` TLV when that tag is configured.
+    dlt_chain: str | None = field(default=None, validator=_check_chain)
+    #: How this SMSC spells message ids in responses vs receipts.
+    id_mode: str = field(default="exact", validator=_check_id_mode)
+    #: Per-route reclassification of command_status codes.
+    status_overrides: Mapping[int, StatusClass] = field(factory=dict, converter=_to_overrides)
+    response_timeout: float = field(default=5.0, validator=_check_seconds)
+    enquire_interval: float = field(default=30.0, validator=_check_seconds)
+    #: Categories whose unanswered submits are resent (flagged possible_duplicate)
+    #: instead of being assumed delivered to the SMSC.
+    resend_unknown: frozenset[Category] = field(
+        default=DEFAULT_RESEND_UNKNOWN, converter=_to_resend
+    )
+
+    def public(self) -> dict[str, object]:
+        """Everything but the password, for listings and logs."""
+        return {
+            "host": self.host,
+            "port": self.port,
+            "system_id": self.system_id,
+            "system_type": self.system_type,
+            "bind": self.bind,
+            "dlt_tlvs": {k: hex(v) for k, v in self.dlt_tlvs.items()},
+            "tlv_nul_terminated": self.tlv_nul_terminated,
+            "id_mode": self.id_mode,
+            "status_overrides": {hex(k): v.value for k, v in self.status_overrides.items()},
+            "response_timeout": self.response_timeout,
+            "enquire_interval": self.enquire_interval,
+            "resend_unknown": sorted(c.value for c in self.resend_unknown),
+        }
+
+
+@frozen
+class RouteConfig:
+    """A route as stored: what it serves (:class:`Route`) and how to reach it."""
+
+    route: Route
+    connection: Connection
+
+    @property
+    def name(self) -> str:
+        """The route's name (unique)."""
+        return self.route.name

@@ -28,7 +28,8 @@ from attrs import frozen
 from bharatsend_core.domain.dlt import Entity, Header, Template
 from bharatsend_core.domain.keys import ApiKey
 from bharatsend_core.domain.ledger import AccountBalance, Transfer
-from bharatsend_core.domain.message import Message, Status
+from bharatsend_core.domain.message import Message, ReceiptOutcome, Status
+from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.domain.tenants import Tenant
 
 __all__ = [
@@ -40,6 +41,10 @@ __all__ = [
     "LedgerRepository",
     "MessageRepository",
     "MessageSummary",
+    "ReceiptRepository",
+    "ReceiptState",
+    "RouteRepository",
+    "StoredReceipt",
     "Storage",
     "TemplateVersion",
     "TenantRepository",
@@ -48,6 +53,11 @@ __all__ = [
 ]
 
 WhitelistKind = Literal["url", "callback"]
+
+#: Where a stored delivery receipt is: applied to its part; parked until its
+#: submit response names the carrier id; unknown (no part ever claimed it,
+#: kept for inspection).
+ReceiptState = Literal["applied", "parked", "unknown"]
 
 
 class DuplicateClientMessageId(Exception):
@@ -87,6 +97,30 @@ class DispatchClaim:
     lease_expires_at: datetime
     due_at: datetime
     priority: int
+
+
+@frozen
+class StoredReceipt:
+    """One delivery receipt in the inbox, deduplicated on (route, carrier id, outcome).
+
+    Never holds the receipt text (it may quote the message): only parsed fields.
+    """
+
+    route: str
+    #: The carrier's id in the route's canonical spelling (``domain.receipts``).
+    carrier_message_id: str
+    outcome: ReceiptOutcome
+    #: The raw ``stat`` (``DELIVRD``, ``UNDELIV``...).
+    stat: str
+    error_code: str | None
+    received_at: datetime
+    state: ReceiptState
+    #: The carrier's own completion time, if the receipt said.
+    done_at: datetime | None = None
+    #: Set once applied: the part the receipt settled.
+    tenant_id: str | None = None
+    message_id: str | None = None
+    part_index: int | None = None
 
 
 class TenantRepository(Protocol):
@@ -244,6 +278,90 @@ class MessageRepository(Protocol):
         """Status and price of every message of the tenant (reconciliation)."""
         ...
 
+    def get_many(self, ids: Sequence[tuple[str, str]]) -> Mapping[str, Message]:
+        """Messages by (tenant_id, message_id), keyed by message id; missing ones are absent.
+
+        A dispatch worker loads a claimed batch with it in a few queries.
+        """
+        ...
+
+    def update_many(self, messages: Sequence[Message]) -> None:
+        """``update`` for several messages in as few round trips as the store allows."""
+        ...
+
+    def find_by_carrier_ids(
+        self, route: str, carrier_message_ids: Sequence[str]
+    ) -> Mapping[str, tuple[Message, int]]:
+        """The messages whose parts were submitted on ``route`` with these carrier ids.
+
+        Keyed by carrier id, each with the index of the part that has it;
+        ids no part has are absent. Across tenants: a receipt names only the
+        carrier's id.
+        """
+        ...
+
+
+class RouteRepository(Protocol):
+    """Carrier routes (shared by every tenant)."""
+
+    def add(self, config: RouteConfig) -> None:
+        """Insert; ``AlreadyExists`` if the name is taken."""
+        ...
+
+    def get(self, name: str) -> RouteConfig | None:
+        """The route, or None."""
+        ...
+
+    def list(self) -> Sequence[RouteConfig]:
+        """Every route, by name."""
+        ...
+
+    def update(self, config: RouteConfig) -> None:
+        """Replace; ``RouteNotFound`` if missing."""
+        ...
+
+
+class ReceiptRepository(Protocol):
+    """The delivery-receipt inbox."""
+
+    def add(self, receipt: StoredReceipt) -> bool:
+        """Store a receipt; False (and nothing written) when (route, carrier id, outcome) exists.
+
+        The unique key makes a redelivered receipt a no-op even when two
+        workers ingest copies at once.
+        """
+        ...
+
+    def parked(self, route: str, carrier_message_ids: Sequence[str]) -> Sequence[StoredReceipt]:
+        """Parked receipts of ``route`` for these carrier ids, oldest first."""
+        ...
+
+    def resolve(
+        self,
+        receipt: StoredReceipt,
+        *,
+        state: ReceiptState,
+        tenant_id: str | None = None,
+        message_id: str | None = None,
+        part_index: int | None = None,
+    ) -> None:
+        """Move a stored receipt (found by route, carrier id, outcome) to ``state``."""
+        ...
+
+    def expire_parked(self, received_before: datetime) -> int:
+        """Mark parked receipts received before the instant ``unknown``; how many."""
+        ...
+
+    def list(
+        self,
+        *,
+        state: ReceiptState | None = None,
+        message_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[StoredReceipt]:
+        """Receipts, newest first, filtered by state and/or message."""
+        ...
+
 
 class LedgerRepository(Protocol):
     """Accounts and immutable transfers; the balance rule is enforced here, in the transaction."""
@@ -342,6 +460,18 @@ class DispatchRepository(Protocol):
         """Rows due at ``now`` (held or not): how far behind dispatch is."""
         ...
 
+    def ack_many(self, message_ids: Sequence[str], owner: str) -> int:
+        """``ack`` several rows; how many the owner still held."""
+        ...
+
+    def release_many(self, rows: Sequence[tuple[str, datetime]], owner: str) -> int:
+        """``release`` several (message_id, due_at) rows; how many the owner still held."""
+        ...
+
+    def next_due(self) -> datetime | None:
+        """The earliest ``due_at`` of a row nobody holds (or whose lease runs out first)."""
+        ...
+
 
 class UnitOfWork(Protocol):
     """One transaction over every repository. Use as a context manager; commit explicitly."""
@@ -374,6 +504,16 @@ class UnitOfWork(Protocol):
     @property
     def dispatch(self) -> DispatchRepository:
         """The dispatch queue."""
+        ...
+
+    @property
+    def routes(self) -> RouteRepository:
+        """Carrier routes."""
+        ...
+
+    @property
+    def receipts(self) -> ReceiptRepository:
+        """The delivery-receipt inbox."""
         ...
 
     def __enter__(self) -> Self: ...
@@ -409,4 +549,17 @@ class Storage(Protocol):
 
     def close(self) -> None:
         """Release connections."""
+        ...
+
+    def wait_for_dispatch(self, timeout: float) -> bool:
+        """Block until a unit of work that enqueued dispatch rows commits, or ``timeout`` passes.
+
+        True when woken by new work. Memory and SQLite wake waiters in this
+        process (another process's writes are seen at the next poll);
+        PostgreSQL wakes every process through ``LISTEN/NOTIFY``.
+        """
+        ...
+
+    def wake_dispatch(self) -> None:
+        """Wake every waiter now (shutdown, or work made due by other means)."""
         ...
