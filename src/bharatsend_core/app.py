@@ -18,11 +18,16 @@ from bharatsend_core.domain.errors import ConfigurationError, InvalidArgument, M
 from bharatsend_core.domain.keys import ApiKey, IssuedKey, KeyMode, Scope
 from bharatsend_core.domain.ledger import Transfer
 from bharatsend_core.domain.message import Message
+from bharatsend_core.domain.routing import Connection, Route, RouteConfig
 from bharatsend_core.domain.tenants import BillingPoint, RateCard, Tenant, TenantStatus
 from bharatsend_core.ports import Clock, IdGenerator, Storage, TemplateVersion
+from bharatsend_core.ports.carrier import Carrier
+from bharatsend_core.ports.storage import StoredReceipt
 from bharatsend_core.service.context import Context
+from bharatsend_core.service.dispatch import DispatchOptions
 from bharatsend_core.service.keys import KeyService, Principal
 from bharatsend_core.service.ledger import Balance, LedgerService, ReconcileReport, Statement
+from bharatsend_core.service.routes import RouteService
 from bharatsend_core.service.send import (
     BatchResult,
     Estimate,
@@ -37,6 +42,7 @@ from bharatsend_core.service.templates import (
     RegistryService,
 )
 from bharatsend_core.service.tenants import TenantService
+from bharatsend_core.service.worker import CarrierFactory, Worker
 
 __all__ = ["BharatSend"]
 
@@ -83,6 +89,7 @@ class BharatSend:
         self._registry = RegistryService(self._ctx, cache)
         self._ledger = LedgerService(self._ctx)
         self._send = SendService(self._ctx, cache)
+        self._routes = RouteService(self._ctx)
 
     # ------------------------------------------------------------------ construction
 
@@ -394,6 +401,143 @@ class BharatSend:
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}", field="id")
         return message
+
+    def message_receipts(self, tenant_id: str, message_id: str) -> Sequence[StoredReceipt]:
+        """The delivery receipts applied to a message's parts, newest first."""
+        self.get_message(tenant_id, message_id)  # MessageNotFound for another tenant's
+        return self._ctx.read(lambda uow: uow.receipts.list(message_id=message_id, limit=1000))
+
+    def unmatched_receipts(self, *, limit: int = 100) -> Sequence[StoredReceipt]:
+        """Receipts no part ever claimed (kept for inspection), newest first."""
+        return self._ctx.read(lambda uow: uow.receipts.list(state="unknown", limit=limit))
+
+    # ------------------------------------------------------------------ routes
+
+    def add_route(
+        self,
+        name: str,
+        *,
+        host: str,
+        port: int,
+        system_id: str,
+        password: str,
+        tps: float | None = None,
+        window: int = 10,
+        categories: Iterable[str] = (),
+        operators: Iterable[str] = (),
+        prefixes: Iterable[str] = (),
+        priority: int = 0,
+        weight: int = 100,
+        price_paise: int | None = None,
+        enabled: bool = True,
+        sandbox: bool = False,
+        retry_permanent_elsewhere: bool = False,
+        **connection: Any,
+    ) -> RouteConfig:
+        """Add a carrier route (an SMPP bind) that workers will use.
+
+        ``connection`` takes the rest of :class:`~bharatsend_core.domain.routing.Connection`:
+        ``dlt_tlvs`` (default ``{"pe_id": 0x1400, "template_id": 0x1401}``),
+        ``bind`` ("transceiver" or "pair"), ``system_type``,
+        ``tlv_nul_terminated``, ``dlt_chain``, ``id_mode``,
+        ``status_overrides``, ``response_timeout``, ``enquire_interval``,
+        ``resend_unknown``. Errors: ``InvalidArgument``, ``AlreadyExists``.
+        """
+        try:
+            config = RouteConfig(
+                Route(
+                    name=name,
+                    priority=priority,
+                    weight=weight,
+                    tps=tps,
+                    window=window,
+                    categories=categories,
+                    operators=operators,
+                    prefixes=prefixes,
+                    price_paise=price_paise,
+                    enabled=enabled,
+                    sandbox=sandbox,
+                    retry_permanent_elsewhere=retry_permanent_elsewhere,
+                ),
+                Connection(
+                    host=host, port=port, system_id=system_id, password=password, **connection
+                ),
+            )
+        except TypeError as e:
+            raise InvalidArgument(f"unknown route setting: {e}", field="connection") from None
+        return self._routes.add(config)
+
+    def get_route(self, name: str) -> RouteConfig:
+        """A route; ``RouteNotFound`` if there is none."""
+        return self._routes.get(name)
+
+    def list_routes(self) -> Sequence[RouteConfig]:
+        """Every route, by name."""
+        return self._routes.list()
+
+    def disable_route(self, name: str) -> RouteConfig:
+        """Stop choosing a route; running workers unbind it at their next reload."""
+        return self._routes.set_enabled(name, False)
+
+    def enable_route(self, name: str) -> RouteConfig:
+        """Choose a route again; running workers bind it at their next reload."""
+        return self._routes.set_enabled(name, True)
+
+    # ------------------------------------------------------------------ workers
+
+    def worker(
+        self,
+        *,
+        carrier_factory: CarrierFactory | None = None,
+        options: DispatchOptions | None = None,
+        sandbox_carrier: bool = True,
+        **worker_options: Any,
+    ) -> Worker:
+        """A dispatch worker (not started): call ``start()``/``stop()``, or ``run()``.
+
+        Routes come from the database. With ``sandbox_carrier`` and no stored
+        sandbox route, the worker also runs the built-in SMSC simulator as
+        route ``sandbox``, so sandbox messages (``bs_test_`` keys) are
+        delivered to it and never reach a real carrier.
+        """
+        factory = carrier_factory or self._smpp_carrier
+        extra: list[RouteConfig] = []
+        cleanup = None
+        if sandbox_carrier and not any(r.route.sandbox for r in self.list_routes()):
+            from bharatsend_core.adapters.smpp.simulator import SmscSimulator
+
+            simulator = SmscSimulator(
+                credentials={"sandbox": "sandbox"}, receipt_delay=0.01, record_limit=1000
+            ).start()
+            extra.append(
+                RouteConfig(
+                    Route(name="sandbox", sandbox=True, priority=1000),
+                    Connection(
+                        host="127.0.0.1",
+                        port=simulator.port,
+                        system_id="sandbox",
+                        password="sandbox",  # noqa: S106 - the loopback simulator's
+                    ),
+                )
+            )
+            cleanup = simulator.stop
+        return Worker(
+            self._ctx,
+            factory,
+            options=options,
+            extra_routes=extra,
+            on_stop=cleanup,
+            **worker_options,
+        )
+
+    def run_worker(self, **options: Any) -> None:
+        """Run a worker until SIGTERM/SIGINT, then drain and exit (the CLI's ``worker``)."""
+        self.worker(**options).run()
+
+    def _smpp_carrier(self, config: RouteConfig) -> Carrier:
+        from bharatsend_core.adapters.smpp.carrier import SmppCarrier
+
+        return SmppCarrier(config, clock=self._ctx.clock)
 
 
 def _headers(header: str | None, headers: Iterable[str] | None) -> list[str]:

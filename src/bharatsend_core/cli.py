@@ -8,6 +8,14 @@
     bharatsend phone NUMBER [--region IN] [--allow REGION ...]
     bharatsend template check BODY [--category transactional]
     bharatsend template match BODY TEXT
+    bharatsend db upgrade
+    bharatsend routes add NAME --host H --port P --system-id ID --password-env VAR [...]
+    bharatsend routes list | show NAME | disable NAME | enable NAME
+    bharatsend worker [--poll-interval S] [--no-sandbox]
+    bharatsend smsc-sim [--port 2775] [--system-id bsend --password secret] [...]
+
+Commands that touch the database read ``BHARATSEND_DATABASE_URL``;
+``--database-url`` overrides it.
 
 Every command takes ``--json``: the result is then one JSON object on stdout
 instead of a human table. Exit codes:
@@ -455,12 +463,17 @@ def _redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
 
 
-def _run_db_upgrade(args: argparse.Namespace) -> _Report:
-    """Create or upgrade the schema of the configured database."""
+def _open(args: argparse.Namespace) -> Any:
+    """The facade for the database the arguments (or the environment) name."""
     from bharatsend_core.app import BharatSend
 
-    overrides = {"database_url": args.url} if args.url else {}
-    bs = BharatSend.from_url(**overrides)
+    url = getattr(args, "url", None) or getattr(args, "database_url", None)
+    return BharatSend.from_url(url) if url else BharatSend.from_url()
+
+
+def _run_db_upgrade(args: argparse.Namespace) -> _Report:
+    """Create or upgrade the schema of the configured database."""
+    bs = _open(args)
     try:
         bs.migrate()
     finally:
@@ -479,8 +492,269 @@ def _add_db(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
         description="Apply every pending migration to the database. The URL comes from"
         " --url, else BHARATSEND_DATABASE_URL, else sqlite:///bharatsend.db.",
     )
-    upgrade.add_argument("--url", help="database URL, e.g. postgresql+psycopg://user@host/db")
+    upgrade.add_argument("--url", help="same as --database-url")
     upgrade.set_defaults(handler=_run_db_upgrade)
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+def _tag(value: str) -> int:
+    try:
+        return int(value, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TLV tag like 0x1400") from None
+
+
+def _route_data(config: Any) -> dict[str, Any]:
+    route = config.route
+    return {
+        "name": route.name,
+        "enabled": route.enabled,
+        "sandbox": route.sandbox,
+        "priority": route.priority,
+        "weight": route.weight,
+        "tps": route.tps,
+        "window": route.window,
+        "categories": sorted(c.value for c in route.categories),
+        "operators": sorted(route.operators),
+        "prefixes": list(route.prefixes),
+        "price_paise": route.price_paise,
+        "retry_permanent_elsewhere": route.retry_permanent_elsewhere,
+        "connection": config.connection.public(),
+    }
+
+
+def _route_line(data: Mapping[str, Any]) -> str:
+    conn = data["connection"]
+    state = "enabled" if data["enabled"] else "disabled"
+    categories = ",".join(data["categories"]) or "all"
+    return (
+        f"{data['name']:<16} {state:<8} p{data['priority']:<3} {conn['host']}:{conn['port']}"
+        f" {conn['system_id']} {conn['bind']} tps={data['tps'] or '-'} window={data['window']}"
+        f" categories={categories}"
+    )
+
+
+def _run_routes_add(args: argparse.Namespace) -> _Report:
+    import os
+
+    password = args.password
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            raise InvalidArgument(
+                f"environment variable {args.password_env} is not set", field="password_env"
+            )
+    if password is None:
+        raise InvalidArgument("give --password-env VAR (or --password)", field="password")
+    tlvs = {"pe_id": args.dlt_pe_id_tag, "template_id": args.dlt_template_id_tag}
+    if args.dlt_chain_tag is not None:
+        tlvs["chain"] = args.dlt_chain_tag
+    connection: dict[str, Any] = {
+        "bind": args.bind,
+        "system_type": args.system_type,
+        "dlt_tlvs": tlvs,
+        "tlv_nul_terminated": args.tlv_nul,
+        "dlt_chain": args.dlt_chain,
+        "id_mode": args.id_mode,
+    }
+    bs = _open(args)
+    try:
+        config = bs.add_route(
+            args.name,
+            host=args.host,
+            port=args.port,
+            system_id=args.system_id,
+            password=password,
+            tps=args.tps,
+            window=args.window,
+            categories=args.category or (),
+            operators=args.operator or (),
+            prefixes=args.prefix or (),
+            priority=args.priority,
+            weight=args.weight,
+            price_paise=args.price_paise,
+            sandbox=args.sandbox,
+            retry_permanent_elsewhere=args.retry_permanent_elsewhere,
+            **connection,
+        )
+    finally:
+        bs.close()
+    data = _route_data(config)
+    return _Report(data, f"added route {_route_line(data)}")
+
+
+def _run_routes_list(args: argparse.Namespace) -> _Report:
+    bs = _open(args)
+    try:
+        routes = [_route_data(r) for r in bs.list_routes()]
+    finally:
+        bs.close()
+    text = "\n".join(_route_line(r) for r in routes) or "no routes; add one with: routes add"
+    return _Report({"routes": routes}, text)
+
+
+def _run_routes_show(args: argparse.Namespace) -> _Report:
+    bs = _open(args)
+    try:
+        data = _route_data(bs.get_route(args.name))
+    finally:
+        bs.close()
+    return _Report(data, _to_json(data))
+
+
+def _run_routes_enable(args: argparse.Namespace) -> _Report:
+    bs = _open(args)
+    try:
+        config = bs.enable_route(args.name) if args.enable else bs.disable_route(args.name)
+    finally:
+        bs.close()
+    data = _route_data(config)
+    return _Report(data, _route_line(data))
+
+
+def _add_routes(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("routes", help="carrier routes (SMPP binds)")
+    sub = parser.add_subparsers(dest="routes_command", metavar="ROUTES_COMMAND", required=True)
+    add = sub.add_parser(
+        "add",
+        parents=[common],
+        help="add a route",
+        description="Add an SMPP route. Workers bind it within their reload interval."
+        " Pass the password through an environment variable (--password-env) so it"
+        " stays out of shell history.",
+    )
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("--host", required=True)
+    add.add_argument("--port", type=int, required=True)
+    add.add_argument("--system-id", required=True)
+    add.add_argument("--password-env", metavar="VAR", help="read the password from $VAR")
+    add.add_argument("--password", help=argparse.SUPPRESS)
+    add.add_argument("--system-type", default="")
+    add.add_argument("--bind", choices=("transceiver", "pair"), default="transceiver")
+    add.add_argument("--tps", type=float, default=None, help="submits per second cap")
+    add.add_argument("--window", type=int, default=10, help="submits in flight (default 10)")
+    add.add_argument("--category", action="append", help="DLT category served (repeat)")
+    add.add_argument("--operator", action="append", help="operator hint served (repeat)")
+    add.add_argument("--prefix", action="append", help="E.164 prefix served, e.g. +9198")
+    add.add_argument("--priority", type=int, default=0, help="lower is tried first")
+    add.add_argument("--weight", type=int, default=100)
+    add.add_argument("--price-paise", type=int, default=None)
+    add.add_argument("--sandbox", action="store_true", help="a sandbox-only route")
+    add.add_argument("--retry-permanent-elsewhere", action="store_true")
+    add.add_argument("--dlt-pe-id-tag", type=_tag, default=0x1400)
+    add.add_argument("--dlt-template-id-tag", type=_tag, default=0x1401)
+    add.add_argument("--dlt-chain-tag", type=_tag, default=None)
+    add.add_argument("--dlt-chain", default=None, help="telemarketer chain value")
+    add.add_argument("--tlv-nul", action="store_true", help="NUL-terminate DLT TLV values")
+    add.add_argument(
+        "--id-mode",
+        choices=("exact", "lower_no_zeros", "hex_to_decimal", "decimal_to_hex"),
+        default="exact",
+    )
+    add.set_defaults(handler=_run_routes_add)
+    listing = sub.add_parser("list", parents=[common], help="list routes")
+    listing.set_defaults(handler=_run_routes_list)
+    show = sub.add_parser("show", parents=[common], help="one route in full (no password)")
+    show.add_argument("name", metavar="NAME")
+    show.set_defaults(handler=_run_routes_show)
+    for verb, enable in (("disable", False), ("enable", True)):
+        cmd = sub.add_parser(verb, parents=[common], help=f"{verb} a route")
+        cmd.add_argument("name", metavar="NAME")
+        cmd.set_defaults(handler=_run_routes_enable, enable=enable)
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def _run_worker(args: argparse.Namespace) -> _Report:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    bs = _open(args)
+    try:
+        worker = bs.worker(sandbox_carrier=not args.no_sandbox, poll_interval=args.poll_interval)
+        worker.run()
+        stats = worker.health().stats
+    finally:
+        bs.close()
+    data = {"owner": worker.owner, "sent": stats.sent, "failed": stats.failed}
+    return _Report(data, f"worker {worker.owner} stopped: {stats.sent} sent, {stats.failed} failed")
+
+
+def _add_worker(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "worker",
+        parents=[common],
+        help="run a dispatch worker until SIGTERM/SIGINT",
+        description="Bind every enabled route, submit accepted messages, ingest receipts."
+        " SIGTERM drains in-flight submits and exits cleanly.",
+    )
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="idle poll (seconds)")
+    parser.add_argument(
+        "--no-sandbox", action="store_true", help="do not run the built-in sandbox SMSC"
+    )
+    parser.set_defaults(handler=_run_worker)
+
+
+# ----------------------------------------------------------------------------- smsc-sim
+
+
+def _run_smsc_sim(args: argparse.Namespace) -> _Report:
+    import signal
+    import threading
+
+    from bharatsend_core.adapters.smpp.simulator import Behaviour, SmscSimulator
+
+    behaviour = Behaviour(
+        final_state=args.final_state,
+        error_code=args.error_code,
+        throttle_tps=args.throttle_tps,
+        reject_prefixes=tuple(args.reject_prefix or ()),
+        require_tlvs=tuple(args.require_tlv or ()),
+    )
+    sim = SmscSimulator(
+        port=args.port,
+        credentials={args.system_id: args.password},
+        receipt_delay=args.receipt_delay,
+        behaviour=behaviour,
+        record_limit=1000,
+    ).start()
+    print(f"SMSC simulator on 127.0.0.1:{sim.port} (system_id {args.system_id}); Ctrl-C stops")
+    sys.stdout.flush()
+    done = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    data = {"port": sim.port, "submits": len(sim.submits), "receipts": len(sim.receipts)}
+    return _Report(data, f"stopped after {data['submits']} submits, {data['receipts']} receipts")
+
+
+def _add_smsc_sim(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "smsc-sim",
+        parents=[common],
+        help="run the local SMSC simulator (loopback only)",
+        description="An SMPP 3.4 SMSC for development: binds, submit_sm_resp, receipts.",
+    )
+    parser.add_argument("--port", type=int, default=2775)
+    parser.add_argument("--system-id", default="bsend")
+    parser.add_argument("--password", default="secret")
+    parser.add_argument("--receipt-delay", type=float, default=0.05)
+    parser.add_argument(
+        "--final-state", default="DELIVRD", choices=("DELIVRD", "UNDELIV", "EXPIRED", "REJECTD")
+    )
+    parser.add_argument("--error-code", default="000")
+    parser.add_argument("--throttle-tps", type=int, default=None)
+    parser.add_argument("--reject-prefix", action="append")
+    parser.add_argument("--require-tlv", type=_tag, action="append")
+    parser.set_defaults(handler=_run_smsc_sim)
 
 
 # ----------------------------------------------------------------------------- parser
@@ -492,6 +766,9 @@ _COMMANDS: Final[tuple[Callable[[_Subparsers, argparse.ArgumentParser], None], .
     _add_phone,
     _add_template,
     _add_db,
+    _add_routes,
+    _add_worker,
+    _add_smsc_sim,
 )
 
 
@@ -500,6 +777,11 @@ def _build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(
         "--json", action="store_true", help="print one JSON object instead of a table"
+    )
+    common.add_argument(
+        "--database-url",
+        default=None,
+        help="database URL (default: BHARATSEND_DATABASE_URL, else sqlite:///bharatsend.db)",
     )
 
     parser = argparse.ArgumentParser(

@@ -214,6 +214,7 @@ def parts(draw: st.DrawFn, index: int) -> Part:
         final_at=draw(st.none() | times),
         error_code=draw(st.none() | _TEXT),
         outcome_unknown=draw(st.booleans()),
+        route=draw(st.none() | _SOME_TEXT),
     )
 
 

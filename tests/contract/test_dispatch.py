@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
@@ -207,3 +208,150 @@ def test_postgres_claimers_skip_rows_another_open_transaction_holds(
     assert not waited
     assert len(taken) == 4
     assert other == {f"m{i}" for i in range(10)} - taken
+
+
+# --------------------------------------------------------------------------- batches and timing
+
+
+def test_ack_many_removes_the_rows_the_owner_holds_and_counts_them(storage: Storage) -> None:
+    enqueue(storage, ("a", 0, 0), ("b", 0, 0), ("c", 0, 0))
+    assert sorted(claim(storage, "w1", now=0, limit=2)) == ["a", "b"]
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.ack_many(["a", "b", "c", "unknown"], "w1") == 2
+        assert uow.dispatch.ack_many([], "w1") == 0
+        uow.commit()
+    assert claim(storage, "w2", now=1000) == ["c"]
+
+
+def test_release_many_gives_held_rows_back_due_at_their_times(storage: Storage) -> None:
+    enqueue(storage, ("a", 0, 0), ("b", 0, 0), ("c", 0, 0))
+    claim(storage, "w1", now=0, limit=2)
+    with storage.unit_of_work() as uow:
+        released = uow.dispatch.release_many([("a", at(10)), ("b", at(20)), ("c", at(5))], "w1")
+        assert released == 2  # w1 never held c
+        assert uow.dispatch.release_many([], "w1") == 0
+        uow.commit()
+    assert claim(storage, "w2", now=1) == ["c"]
+    assert claim(storage, "w2", now=10) == ["a"]
+    assert claim(storage, "w2", now=20) == ["b"]
+
+
+def test_next_due_is_the_earliest_time_a_row_can_be_claimed(storage: Storage) -> None:
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.next_due() is None
+    enqueue(storage, ("a", 5, 0), ("b", 10, 0))
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.next_due() == at(5)
+    # a is held until 0 + 30: b, due at 10, comes first.
+    assert claim(storage, "w1", now=5, limit=1) == ["a"]
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.next_due() == at(10)
+    assert claim(storage, "w1", now=10, limit=1) == ["b"]
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.next_due() == at(5) + LEASE  # a's lease ends first
+        uow.dispatch.extend("a", "w1", at(500))
+        uow.commit()
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.next_due() == at(10) + LEASE
+
+
+def test_next_due_takes_the_later_of_due_time_and_lease_end(storage: Storage) -> None:
+    enqueue(storage, ("a", 0, 0))
+    claim(storage, "w1", now=0)
+    with storage.unit_of_work() as uow:
+        uow.dispatch.release("a", "w1", at(100))
+        uow.commit()
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.next_due() == at(100)
+
+
+# --------------------------------------------------------------------------- wake-ups
+
+QUICK = 5.0  # generous: a wake-up that works arrives in milliseconds
+
+
+def _waiter(storage: Storage, timeout: float) -> tuple[threading.Thread, list[bool]]:
+    result: list[bool] = []
+    ready = threading.Event()
+
+    def wait() -> None:
+        storage.wait_for_dispatch(0)  # consume wake-ups from before this test
+        ready.set()
+        result.append(storage.wait_for_dispatch(timeout))
+
+    thread = threading.Thread(target=wait)
+    thread.start()
+    assert ready.wait(QUICK)
+    return thread, result
+
+
+def test_a_committed_enqueue_wakes_a_waiter_in_another_thread(storage: Storage) -> None:
+    thread, result = _waiter(storage, timeout=30)
+    started = time.monotonic()
+    enqueue(storage, ("m1", 0, 0))
+    thread.join(QUICK)
+    assert result == [True]
+    assert time.monotonic() - started < QUICK
+
+
+def test_a_wait_without_work_times_out_false(storage: Storage) -> None:
+    started = time.monotonic()
+    assert not storage.wait_for_dispatch(0.2)
+    assert time.monotonic() - started >= 0.15
+
+
+def test_a_rolled_back_enqueue_wakes_nobody(storage: Storage) -> None:
+    thread, result = _waiter(storage, timeout=0.5)
+    with storage.unit_of_work() as uow:
+        uow.dispatch.enqueue("m1", new_id("ten"), at(0), 0)
+        uow.rollback()
+    with storage.unit_of_work() as uow:
+        uow.dispatch.enqueue("m2", new_id("ten"), at(0), 0)  # left without commit
+    thread.join(QUICK)
+    assert result == [False]
+
+
+def test_a_wake_up_between_two_waits_is_not_lost(storage: Storage) -> None:
+    storage.wait_for_dispatch(0)
+    enqueue(storage, ("m1", 0, 0))
+    assert storage.wait_for_dispatch(0.01)
+    assert not storage.wait_for_dispatch(0.01)  # consumed
+
+
+def test_a_committed_release_and_wake_dispatch_wake_waiters(storage: Storage) -> None:
+    enqueue(storage, ("m1", 0, 0))
+    claim(storage, "w1", now=0)
+    storage.wait_for_dispatch(0)
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.release_many([("m1", at(1))], "w1") == 1
+        uow.commit()
+    assert storage.wait_for_dispatch(0.01)
+    storage.wake_dispatch()
+    assert storage.wait_for_dispatch(0.01)
+    assert not storage.wait_for_dispatch(0.01)
+
+
+def test_postgres_wakes_a_waiter_of_another_storage_on_the_same_schema(
+    sql_storage: SqlStorage,
+) -> None:
+    """LISTEN/NOTIFY: the enqueue commits through one pool, a second process-like storage wakes."""
+    if sql_storage.engine.dialect.name != "postgresql":
+        pytest.skip("only PostgreSQL wakes other processes (SQLite waiters poll)")
+    url = sql_storage.engine.url.render_as_string(hide_password=False)
+    other = SqlStorage.from_url(url, schema=sql_storage._schema)
+    try:
+        thread, result = _waiter(other, timeout=30)
+        started = time.monotonic()
+        enqueue(sql_storage, ("m1", 0, 0))
+        thread.join(QUICK)
+        assert result == [True]
+        assert time.monotonic() - started < QUICK
+        # A rolled-back enqueue sends nothing.
+        thread, result = _waiter(other, timeout=0.5)
+        with sql_storage.unit_of_work() as uow:
+            uow.dispatch.enqueue("m2", new_id("ten"), at(0), 0)
+            uow.rollback()
+        thread.join(QUICK)
+        assert result == [False]
+    finally:
+        other.close()

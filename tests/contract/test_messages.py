@@ -303,3 +303,103 @@ def test_find_by_client_ids_returns_the_tenants_hits_only(storage: Storage) -> N
         assert uow.messages.find_by_client_ids(tenant_id, []) == {}
         many = [f"order-{n}" for n in range(1200)]  # more than one chunk of ids
         assert set(uow.messages.find_by_client_ids(tenant_id, many)) == {"order-1", "order-2"}
+
+
+# --------------------------------------------------------------------------- batches
+
+
+def submitted(m: Message, route: str, *carrier_ids: str, claimed: float = 1) -> Message:
+    """``m`` claimed on ``route`` with its parts acknowledged under ``carrier_ids``."""
+    m = m.apply(Claim(at(claimed), route))
+    for index, carrier_id in enumerate(carrier_ids):
+        m = m.apply(PartSubmitted(at(claimed + 1), index, carrier_id))
+    return m
+
+
+def test_get_many_loads_a_batch_by_tenant_and_id(storage: Storage) -> None:
+    tenant_a, tenant_b = new_id("ten"), new_id("ten")
+    one = submitted(message(tenant_a, segments=3), "r1", "x1", "x2", "x3")
+    two = message(tenant_a)
+    three = message(tenant_b, segments=2)
+    add(storage, one, two, three)
+    with storage.unit_of_work() as uow:
+        found = uow.messages.get_many(
+            [
+                (tenant_a, one.id),
+                (tenant_a, two.id),
+                (tenant_a, three.id),  # another tenant's: absent
+                (tenant_b, three.id),
+                (tenant_a, "missing"),
+            ]
+        )
+        assert uow.messages.get_many([]) == {}
+        assert uow.messages.get_many([(tenant_b, one.id)]) == {}
+    assert found == {one.id: one, two.id: two, three.id: three}
+
+
+def test_get_many_handles_more_ids_than_one_in_list_holds(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    batch = [message(tenant_id) for _ in range(620)]
+    with storage.unit_of_work() as uow:
+        uow.messages.add_many([(m, None) for m in batch])
+        uow.commit()
+    with storage.unit_of_work() as uow:
+        found = uow.messages.get_many([(tenant_id, m.id) for m in batch])
+    assert found == {m.id: m for m in batch}
+
+
+def test_update_many_equals_updating_each(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    first, second, third = (message(tenant_id, segments=2) for _ in range(3))
+    add(storage, first, second, third)
+    changed = [
+        submitted(first, "r1", "a-0", "a-1"),
+        first.apply(Claim(at(1), "r2")).apply(
+            SubmitFailed(at(2), "carrier_busy", "0x58", retry_at=at(30))
+        ),
+        third,  # unchanged
+    ]
+    changed[1] = evolve(changed[1], id=second.id, client_message_id=second.client_message_id)
+    with storage.unit_of_work() as uow:
+        uow.messages.update_many(changed)
+        uow.messages.update_many([])
+        uow.commit()
+    with storage.unit_of_work() as uow:
+        assert uow.messages.get_many([(tenant_id, m.id) for m in changed]) == {
+            m.id: m for m in changed
+        }
+    # The timeline stays append-only: a later batch with tampered old entries appends only.
+    later = changed[0].apply(PartReceipt(at(40), 0, ReceiptOutcome.DELIVERED))
+    forged = evolve(
+        later, timeline=(evolve(later.timeline[0], kind="tampered"), *later.timeline[1:])
+    )
+    with storage.unit_of_work() as uow:
+        uow.messages.update_many([forged])
+        uow.commit()
+    assert get(storage, tenant_id, later.id) == later
+
+
+def test_update_many_with_a_missing_or_foreign_message_raises(storage: Storage) -> None:
+    stored = message(new_id("ten"))
+    add(storage, stored)
+    claimed = stored.apply(Claim(at(1), "r1"))
+    for stranger in (message(new_id("ten")), evolve(stored, tenant_id=new_id("ten"))):
+        with pytest.raises(MessageNotFound), storage.unit_of_work() as uow:
+            uow.messages.update_many([claimed, stranger])
+    assert get(storage, stored.tenant_id, stored.id) == stored
+
+
+def test_find_by_carrier_ids_matches_parts_on_route_and_carrier_id(storage: Storage) -> None:
+    tenant_a, tenant_b = new_id("ten"), new_id("ten")
+    long = submitted(message(tenant_a, segments=2), "r1", "c-1", "c-2")
+    other_tenant = submitted(message(tenant_b), "r1", "c-3")
+    other_route = submitted(message(tenant_a), "r2", "c-4")
+    same_id_elsewhere = submitted(message(tenant_b), "r2", "c-1")
+    pending = message(tenant_a)
+    add(storage, long, other_tenant, other_route, same_id_elsewhere, pending)
+    with storage.unit_of_work() as uow:
+        found = uow.messages.find_by_carrier_ids("r1", ["c-1", "c-2", "c-3", "c-4", "nope"])
+        assert uow.messages.find_by_carrier_ids("r2", ["c-1"]) == {"c-1": (same_id_elsewhere, 0)}
+        assert uow.messages.find_by_carrier_ids("r3", ["c-1"]) == {}
+        assert uow.messages.find_by_carrier_ids("r1", []) == {}
+    assert found == {"c-1": (long, 0), "c-2": (long, 1), "c-3": (other_tenant, 0)}

@@ -63,11 +63,16 @@ def open_breaker(at: float = 0.0) -> Breaker:
 
 def test_public_names_are_pinned() -> None:
     assert sorted(routing.__all__) == [
+        "BindMode",
         "Breaker",
         "BreakerState",
+        "Connection",
+        "DEFAULT_DLT_TLVS",
+        "DEFAULT_RESEND_UNKNOWN",
         "DEFAULT_STATUS_CLASSES",
         "FailureAction",
         "Route",
+        "RouteConfig",
         "StatusClass",
         "TokenBucket",
         "after_failure",

@@ -583,8 +583,7 @@ def _to_dlt_tlvs(value: Mapping[str, int]) -> Mapping[str, int]:
     unknown = set(tags) - _DLT_TLV_KEYS
     if unknown or not {"pe_id", "template_id"} <= set(tags):
         raise InvalidArgument(
-            "dlt_tlvs needs pe_id and template_id (and optionally chain), "
-            f"got {sorted(tags)}",
+            f"dlt_tlvs needs pe_id and template_id (and optionally chain), got {sorted(tags)}",
             field="dlt_tlvs",
         )
     for key, tag in tags.items():

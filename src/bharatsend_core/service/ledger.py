@@ -27,6 +27,7 @@ from bharatsend_core.domain.ledger import (
     tenant_account,
 )
 from bharatsend_core.domain.message import FINAL_STATUSES, Message, Status
+from bharatsend_core.domain.tenants import BillingPoint
 from bharatsend_core.ports import UnitOfWork
 from bharatsend_core.service.context import Context, require_tenant
 
@@ -38,6 +39,7 @@ __all__ = [
     "post_charge",
     "refund_charge",
     "reserve_transfer",
+    "settle_message",
     "void_charge",
 ]
 
@@ -151,6 +153,44 @@ def refund_charge(
             message_id=message.id,
         )
     )
+
+
+_FAILED_DELIVERY = frozenset({Status.UNDELIVERED, Status.EXPIRED})
+
+
+def settle_message(
+    uow: UnitOfWork, message: Message, billing_point: BillingPoint, at: datetime
+) -> Transfer | None:
+    """Settle a message's charge for the status it has reached; idempotent.
+
+    The ledger, not the tenant's current setting, says what was done before,
+    so a billing point changed mid-flight never double-settles:
+
+    - not yet settled: post on ``delivered``, or on ``sent`` (and a failed
+      delivery) under the ``submit`` billing point; void on ``failed`` and,
+      under ``delivery``, on ``undelivered``/``expired``/``rejected``;
+    - already posted: a ``rejected`` message (operator or DLT scrubbing
+      refused it) is refunded by a compensating transfer; other outcomes
+      keep the charge (the carrier took the message).
+    """
+    if message.price_paise == 0:
+        return None
+    status = message.status
+    if status not in FINAL_STATUSES and status is not Status.SENT:
+        return None
+    settled = uow.ledger.settlement_of(message_transfer_id(message.id, Phase.RESERVE))
+    if settled is None:
+        submit_billing = billing_point is BillingPoint.SUBMIT
+        if status is Status.DELIVERED or (
+            submit_billing and (status is Status.SENT or status in _FAILED_DELIVERY)
+        ):
+            return post_charge(uow, message, at)
+        if status is Status.SENT:
+            return None  # billed on delivery
+        return void_charge(uow, message, at)
+    if settled.kind is TransferKind.POST and status is Status.REJECTED:
+        return refund_charge(uow, message, at)
+    return None
 
 
 class LedgerService:

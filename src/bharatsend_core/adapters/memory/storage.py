@@ -5,6 +5,8 @@ Transactions are serialised by one lock held from the start of a unit of work
 to its end (the strongest isolation, and plenty for one process); writes go
 straight into the dictionaries and an undo journal puts them back on rollback.
 Values are frozen domain objects, so sharing them between readers is safe.
+Dispatch waiters are woken in this process when a unit of work that queued or
+released dispatch rows commits.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from bharatsend_core.domain.errors import (
     ApiKeyNotFound,
     DltRecordNotFound,
     MessageNotFound,
+    RouteNotFound,
     TenantNotFound,
     TransferConflict,
 )
@@ -39,11 +42,14 @@ from bharatsend_core.domain.ledger import (
     same_transfer,
 )
 from bharatsend_core.domain.message import Message
+from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports.storage import (
     DispatchClaim,
     DuplicateClientMessageId,
     MessageSummary,
+    ReceiptState,
+    StoredReceipt,
     TemplateVersion,
     WhitelistKind,
 )
@@ -81,6 +87,8 @@ class _Data:
     settlements: dict[str, str] = attr_field(factory=dict)
     refunds: dict[str, str] = attr_field(factory=dict)
     dispatch: dict[str, _Row] = attr_field(factory=dict)
+    routes: dict[str, RouteConfig] = attr_field(factory=dict)
+    receipts: dict[tuple[str, str, str], StoredReceipt] = attr_field(factory=dict)
 
 
 class _Journal:
@@ -302,6 +310,30 @@ class _Messages(_Repo):
         timeline = old.timeline + message.timeline[len(old.timeline) :]
         self._j.set(self._d.messages, message.id, (evolve(message, timeline=timeline), stored[1]))
 
+    def get_many(self, ids: Sequence[tuple[str, str]]) -> Mapping[str, Message]:
+        found = {}
+        for tenant_id, message_id in ids:
+            message = self.get(tenant_id, message_id)
+            if message is not None:
+                found[message_id] = message
+        return found
+
+    def update_many(self, messages: Sequence[Message]) -> None:
+        for message in messages:
+            self.update(message)
+
+    def find_by_carrier_ids(
+        self, route: str, carrier_message_ids: Sequence[str]
+    ) -> Mapping[str, tuple[Message, int]]:
+        wanted = set(carrier_message_ids)
+        found = {}
+        for message, _ in self._d.messages.values():
+            for part in message.parts:
+                carrier_id = part.carrier_message_id
+                if carrier_id in wanted and part.route == route:
+                    found[carrier_id] = (message, part.index)
+        return found
+
     def summaries(self, tenant_id: str) -> Sequence[MessageSummary]:
         return [
             MessageSummary(m.id, m.status, m.price_paise, m.sandbox)
@@ -404,10 +436,16 @@ class _Ledger(_Repo):
 
 
 class _Dispatch(_Repo):
+    def __init__(self, data: _Data, journal: _Journal, on_work: Callable[[], None]) -> None:
+        super().__init__(data, journal)
+        # Tells the unit of work that rows became claimable: it wakes waiters at commit.
+        self._on_work = on_work
+
     def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
         if message_id in self._d.dispatch:
             raise AlreadyExists(f"message {message_id} is already queued", field="message_id")
         self._j.set(self._d.dispatch, message_id, _Row(message_id, tenant_id, due_at, priority))
+        self._on_work()
 
     def enqueue_many(self, rows: Iterable[tuple[str, str, datetime, int]]) -> None:
         for message_id, tenant_id, due_at, priority in rows:
@@ -449,6 +487,7 @@ class _Dispatch(_Repo):
             return False
         released = evolve(row, due_at=due_at, owner=None, lease_expires_at=None)
         self._j.set(self._d.dispatch, message_id, released)
+        self._on_work()
         return True
 
     def extend(self, message_id: str, owner: str, until: datetime) -> bool:
@@ -461,17 +500,154 @@ class _Dispatch(_Repo):
     def depth(self, now: datetime) -> int:
         return sum(1 for r in self._d.dispatch.values() if r.due_at <= now)
 
+    def ack_many(self, message_ids: Sequence[str], owner: str) -> int:
+        return sum(self.ack(message_id, owner) for message_id in message_ids)
+
+    def release_many(self, rows: Sequence[tuple[str, datetime]], owner: str) -> int:
+        return sum(self.release(message_id, owner, due_at) for message_id, due_at in rows)
+
+    def next_due(self) -> datetime | None:
+        return min(
+            (
+                r.due_at
+                if r.owner is None or r.lease_expires_at is None
+                else max(r.due_at, r.lease_expires_at)
+                for r in self._d.dispatch.values()
+            ),
+            default=None,
+        )
+
+
+class _Routes(_Repo):
+    def add(self, config: RouteConfig) -> None:
+        if config.name in self._d.routes:
+            raise AlreadyExists(f"route {config.name} already exists", field="name")
+        self._j.set(self._d.routes, config.name, config)
+
+    def get(self, name: str) -> RouteConfig | None:
+        return self._d.routes.get(name)
+
+    def list(self) -> Sequence[RouteConfig]:
+        return [self._d.routes[name] for name in sorted(self._d.routes)]
+
+    def update(self, config: RouteConfig) -> None:
+        if config.name not in self._d.routes:
+            raise RouteNotFound(f"no route {config.name}", field="route")
+        self._j.set(self._d.routes, config.name, config)
+
+
+def _receipt_key(receipt: StoredReceipt) -> tuple[str, str, str]:
+    return (receipt.route, receipt.carrier_message_id, receipt.outcome.value)
+
+
+class _Receipts(_Repo):
+    def add(self, receipt: StoredReceipt) -> bool:
+        key = _receipt_key(receipt)
+        if key in self._d.receipts:
+            return False
+        self._j.set(self._d.receipts, key, receipt)
+        return True
+
+    def parked(self, route: str, carrier_message_ids: Sequence[str]) -> Sequence[StoredReceipt]:
+        wanted = set(carrier_message_ids)
+        found = [
+            r
+            for r in self._d.receipts.values()
+            if r.state == "parked" and r.route == route and r.carrier_message_id in wanted
+        ]
+        return sorted(found, key=lambda r: (r.received_at, r.carrier_message_id, r.outcome))
+
+    def resolve(
+        self,
+        receipt: StoredReceipt,
+        *,
+        state: ReceiptState,
+        tenant_id: str | None = None,
+        message_id: str | None = None,
+        part_index: int | None = None,
+    ) -> None:
+        key = _receipt_key(receipt)
+        stored = self._d.receipts.get(key)
+        if stored is None:
+            return
+        resolved = evolve(
+            stored, state=state, tenant_id=tenant_id, message_id=message_id, part_index=part_index
+        )
+        self._j.set(self._d.receipts, key, resolved)
+
+    def expire_parked(self, received_before: datetime) -> int:
+        expired = [
+            key
+            for key, r in self._d.receipts.items()
+            if r.state == "parked" and r.received_at < received_before
+        ]
+        for key in expired:
+            self._j.set(self._d.receipts, key, evolve(self._d.receipts[key], state="unknown"))
+        return len(expired)
+
+    def list(
+        self,
+        *,
+        state: ReceiptState | None = None,
+        message_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[StoredReceipt]:
+        found = [
+            r
+            for r in self._d.receipts.values()
+            if (state is None or r.state == state)
+            and (message_id is None or r.message_id == message_id)
+        ]
+        # Newest first, then by carrier id, outcome and route (as the SQL adapter orders).
+        found.sort(key=lambda r: (r.carrier_message_id, r.outcome, r.route))
+        found.sort(key=lambda r: r.received_at, reverse=True)
+        return found[: max(limit, 0)]
+
+
+class _Signal:
+    """Dispatch wake-ups: a condition over a generation counter.
+
+    Each waiting thread remembers the generation it last saw, so a wake-up
+    between two of its waits is not lost (the next wait returns at once).
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+        self._seen = threading.local()
+
+    def notify(self) -> None:
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        with self._condition:
+            seen: int = getattr(self._seen, "generation", 0)
+            if self._generation == seen and timeout > 0:
+                self._condition.wait_for(lambda: self._generation != seen, timeout)
+            woke = self._generation != seen
+            self._seen.generation = self._generation
+            return woke
+
 
 class _UnitOfWork:
-    def __init__(self, data: _Data, lock: threading.RLock) -> None:
+    def __init__(self, data: _Data, lock: threading.RLock, signal: _Signal) -> None:
         self._lock = lock
+        self._signal = signal
+        self._new_work = False
         self._journal = _Journal()
         self.tenants = _Tenants(data, self._journal)
         self.keys = _Keys(data, self._journal)
         self.dlt = _Dlt(data, self._journal)
         self.messages = _Messages(data, self._journal)
         self.ledger = _Ledger(data, self._journal)
-        self.dispatch = _Dispatch(data, self._journal)
+        self.dispatch = _Dispatch(data, self._journal, self._work_queued)
+        self.routes = _Routes(data, self._journal)
+        self.receipts = _Receipts(data, self._journal)
+
+    def _work_queued(self) -> None:
+        self._new_work = True
 
     def __enter__(self) -> Self:
         self._lock.acquire()
@@ -483,6 +659,7 @@ class _UnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._new_work = False
         try:
             self._journal.rollback()
         finally:
@@ -490,8 +667,12 @@ class _UnitOfWork:
 
     def commit(self) -> None:
         self._journal.forget()
+        if self._new_work:
+            self._new_work = False
+            self._signal.notify()
 
     def rollback(self) -> None:
+        self._new_work = False
         self._journal.rollback()
 
 
@@ -501,11 +682,23 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._data = _Data()
         self._lock = threading.RLock()
+        self._signal = _Signal()
         self.migrate()
 
     def unit_of_work(self) -> _UnitOfWork:
         """A new transaction; it holds the storage's lock from ``with`` until its end."""
-        return _UnitOfWork(self._data, self._lock)
+        return _UnitOfWork(self._data, self._lock, self._signal)
+
+    def wait_for_dispatch(self, timeout: float) -> bool:
+        """Block until a unit of work that queued dispatch rows commits, or ``timeout`` passes.
+
+        True when woken, including by a wake-up since this thread's previous wait returned.
+        """
+        return self._signal.wait(timeout)
+
+    def wake_dispatch(self) -> None:
+        """Wake every waiter now."""
+        self._signal.notify()
 
     def migrate(self) -> None:
         """Create the system ledger accounts (there is no schema to migrate)."""

@@ -39,7 +39,7 @@ import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, InvalidStateError
 from typing import Any, Literal, TypeAlias
 
@@ -94,6 +94,8 @@ _POLL_SECONDS = 0.01
 _RECV_BYTES = 65536
 
 SessionState: TypeAlias = Literal["connecting", "bound", "stopped"]
+#: What the session binds as: both directions, submits only, or receipts only.
+SessionBind: TypeAlias = Literal["transceiver", "transmitter", "receiver"]
 
 
 @frozen
@@ -112,6 +114,9 @@ class ReceiptPdu:
     data_coding: int
     short_message: bytes = field(repr=False)
     tlvs: Mapping[int, bytes] = field(converter=frozen_tlvs)
+    #: Which bind (1, 2, ...) it arrived on: a deferred answer goes back on
+    #: that bind only; after a reconnect the SMSC redelivers instead.
+    link: int = 0
 
     @property
     def receipted_message_id(self) -> str | None:
@@ -159,7 +164,7 @@ SubmitFuture: TypeAlias = Future[SubmitOutcome]
 _UNKNOWN = SubmitOutcome(status=-1, message_id=None, status_class=None, unknown=True)
 
 
-def _parse_deliver_sm(sequence: int, body: bytes) -> ReceiptPdu:
+def _parse_deliver_sm(sequence: int, body: bytes, link: int = 0) -> ReceiptPdu:
     """A ``deliver_sm`` body (SMPP 3.4 §4.6.1); raises :class:`Truncated`."""
     r = Reader(body)
     r.cstring()  # service_type
@@ -183,6 +188,7 @@ def _parse_deliver_sm(sequence: int, body: bytes) -> ReceiptPdu:
         data_coding=data_coding,
         short_message=short_message,
         tlvs=r.tlvs(),
+        link=link,
     )
 
 
@@ -211,8 +217,14 @@ class SmppSession:
     both must be quick and must not call :meth:`stop`. ``on_receipt`` returns
     the ``deliver_sm_resp`` status: 0 when the receipt is stored,
     :data:`ESME_RX_T_APPN` (0x64) to have the SMSC redeliver it; if it raises,
-    0x64 is sent. A ``deliver_sm`` that is not a receipt (mobile-originated
-    text) is refused with :data:`ESME_RX_P_APPN` (0x65).
+    0x64 is sent. It may instead return ``None`` and answer later with
+    :meth:`answer` (from any thread) once the receipt is durably stored, so a
+    slow database never stalls the socket. A ``deliver_sm`` that is not a
+    receipt (mobile-originated text) is refused with :data:`ESME_RX_P_APPN` (0x65).
+
+    ``bind`` picks transceiver (default), transmitter (submits only) or
+    receiver (receipts only; :meth:`submit` refuses); a route configured as a
+    "pair" runs one transmitter and one receiver session.
 
     ``tps`` caps writes; on ESME_RTHROTTLED / ESME_RMSGQFUL it runs at
     ``slow_factor`` of its nominal rate for ``slow_for`` seconds. After a drop
@@ -234,8 +246,9 @@ class SmppSession:
         enquire_interval: float = 30.0,
         reconnect: tuple[float, float] = (0.1, 5.0),
         jitter: Callable[[float], float] = _default_jitter,
-        on_receipt: Callable[[ReceiptPdu], int],
+        on_receipt: Callable[[ReceiptPdu], int | None],
         name: str = "route",
+        bind: SessionBind = "transceiver",
         system_type: str = "",
         slow_factor: float = 0.5,
         slow_for: float = 10.0,
@@ -250,6 +263,9 @@ class SmppSession:
             raise ValueError(f"reconnect must be (min, max) with 0 < min <= max, got {reconnect!r}")
         if not 0 < slow_factor <= 1:
             raise ValueError(f"slow_factor must be in (0, 1], got {slow_factor!r}")
+        if bind not in ("transceiver", "transmitter", "receiver"):
+            raise ValueError(f"bind must be transceiver, transmitter or receiver, got {bind!r}")
+        self.bind = bind
         self.host = host
         self.port = port
         self.system_id = system_id
@@ -268,6 +284,13 @@ class SmppSession:
 
         self._lock = threading.Lock()
         self._queue: deque[_Request] = deque()
+        #: Deferred deliver_sm_resp: (link, sequence, status), written by the I/O thread.
+        self._answers: deque[tuple[int, int, int]] = deque()
+        # A byte here ends the I/O thread's select() at once: a submit or an
+        # answer queued while it waits goes out now, not at the next poll.
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
         self._bucket = tps
         self._slowed_until: float | None = None
         self._state: SessionState = "connecting"
@@ -335,12 +358,40 @@ class SmppSession:
         whose PDU smpplib cannot encode fails with that exception; one still
         unwritten when the session stops is cancelled (it was never sent).
         """
+        if self.bind == "receiver":
+            raise RuntimeError(f"session {self.name!r} is bound as a receiver; it cannot submit")
         future: SubmitFuture = Future()
         with self._lock:
             if self._stop_requested.is_set():
                 raise RuntimeError(f"session {self.name!r} is stopping")
             self._queue.append(_Request(pdu, future))
+        self._wake()
         return future
+
+    def submit_many(self, pdus: Sequence[SubmitPdu]) -> list[SubmitFuture]:
+        """:meth:`submit` for several PDUs under one lock and one wake-up."""
+        if self.bind == "receiver":
+            raise RuntimeError(f"session {self.name!r} is bound as a receiver; it cannot submit")
+        futures: list[SubmitFuture] = [Future() for _ in pdus]
+        with self._lock:
+            if self._stop_requested.is_set():
+                raise RuntimeError(f"session {self.name!r} is stopping")
+            self._queue.extend(_Request(p, f) for p, f in zip(pdus, futures, strict=True))
+        self._wake()
+        return futures
+
+    def answer(self, receipt: ReceiptPdu, status: int) -> None:
+        """Send the ``deliver_sm_resp`` for a receipt ``on_receipt`` deferred (thread-safe).
+
+        Dropped when the bind it came on is gone: the SMSC redelivers an
+        unanswered receipt, and the inbox deduplicates it.
+        """
+        self._answers.append((receipt.link, receipt.sequence_number, status))
+        self._wake()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full (a wake-up is pending anyway) or closed
+            self._wake_w.send(b"\0")
 
     def stop(self, drain_timeout: float = 5.0) -> None:
         """Stop: keep writing queued submits and reading responses for up to ``drain_timeout``.
@@ -354,11 +405,15 @@ class SmppSession:
                 self._drain_timeout = max(0.0, drain_timeout)
                 self._stop_requested.set()
             thread = self._thread
+        self._wake()
         if thread is not None:
             thread.join()
         else:
             self._cancel_queued()
         self._state = "stopped"
+        for sock in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                sock.close()
 
     # ------------------------------------------------------------------ I/O thread
 
@@ -408,7 +463,12 @@ class SmppSession:
         try:
             client.connect()
             client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            client.bind_transceiver(
+            binder = {
+                "transceiver": client.bind_transceiver,
+                "transmitter": client.bind_transmitter,
+                "receiver": client.bind_receiver,
+            }[self.bind]
+            binder(
                 system_id=self.system_id,
                 password=self._password,
                 system_type=self.system_type,
@@ -457,8 +517,15 @@ class SmppSession:
                     return
             self._expire(now)
             self._keepalive(now)
+            self._write_answers()
             wait = self._write_submits(now)
             self._read(min(wait, _POLL_SECONDS))
+
+    def _write_answers(self) -> None:
+        while self._answers:
+            link, sequence, status = self._answers.popleft()
+            if link == self.binds:
+                self._write(encode_pdu(DELIVER_SM | RESP, status, sequence, b"\x00"))
 
     def _write_submits(self, now: float) -> float:
         """Write what the window and the bucket allow; how long until more may go."""
@@ -553,8 +620,12 @@ class SmppSession:
     def _read(self, timeout: float) -> None:
         sock = self._client._socket
         try:
-            readable, _w, _x = select.select([sock], [], [], timeout)
-            if not readable:
+            readable, _w, _x = select.select([sock, self._wake_r], [], [], timeout)
+            if self._wake_r in readable:
+                with contextlib.suppress(OSError):
+                    while self._wake_r.recv(4096):
+                        pass
+            if sock not in readable:
                 return
             chunk = sock.recv(_RECV_BYTES)
         except (OSError, ValueError) as e:
@@ -640,7 +711,7 @@ class SmppSession:
     def _on_deliver_sm(self, sequence: int, body: bytes) -> None:
         answer = ESME_RX_T_APPN
         try:
-            receipt = _parse_deliver_sm(sequence, body)
+            receipt = _parse_deliver_sm(sequence, body, self.binds)
         except (Truncated, struct.error):
             _log.warning("smpp %s: malformed deliver_sm %d", self.name, sequence)
             receipt = None
@@ -649,6 +720,8 @@ class SmppSession:
         elif receipt is not None:
             try:
                 result = self._on_receipt(receipt)
+                if result is None:
+                    return  # answered later through answer()
                 valid = isinstance(result, int) and not isinstance(result, bool)
                 answer = result if valid and 0 <= result <= 0xFFFFFFFF else ESME_RX_T_APPN
             except Exception:

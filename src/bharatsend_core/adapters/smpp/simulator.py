@@ -208,16 +208,22 @@ class ReceiptResponse:
 
 
 class Recorded(Generic[T]):
-    """A thread-safe append-only list the simulator writes and tests read."""
+    """A thread-safe append-only list the simulator writes and tests read.
 
-    def __init__(self) -> None:
-        self._items: list[T] = []
+    With a ``limit`` only the newest ``limit`` items are kept (a long-running
+    sandbox must not grow without bound); ``len`` still counts every item.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        self._items: deque[T] = deque(maxlen=limit)
+        self._total = 0
         self._cond = threading.Condition()
 
     def append(self, item: T) -> None:
         """Add ``item`` and wake any :meth:`wait_for` caller."""
         with self._cond:
             self._items.append(item)
+            self._total += 1
             self._cond.notify_all()
 
     def snapshot(self) -> tuple[T, ...]:
@@ -228,13 +234,13 @@ class Recorded(Generic[T]):
     def wait_for(self, count: int, timeout: float = 2.0) -> tuple[T, ...]:
         """Block until at least ``count`` items exist; raise TimeoutError after ``timeout``."""
         with self._cond:
-            if not self._cond.wait_for(lambda: len(self._items) >= count, timeout):
-                raise TimeoutError(f"expected {count} items, have {len(self._items)}")
+            if not self._cond.wait_for(lambda: self._total >= count, timeout):
+                raise TimeoutError(f"expected {count} items, have {self._total}")
             return tuple(self._items)
 
     def __len__(self) -> int:
         with self._cond:
-            return len(self._items)
+            return self._total
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.snapshot())
@@ -350,7 +356,8 @@ class _Session:
         self._write_lock = threading.Lock()
         self._seq_lock = threading.Lock()
         self._sequence = 0
-        self._awaiting: dict[int, str] = {}  # deliver_sm sequence -> message id
+        # deliver_sm sequence -> the receipt, until its deliver_sm_resp says 0.
+        self._awaiting: dict[int, _PendingReceipt] = {}
         self.thread = threading.Thread(target=self._run, name="smsc-session", daemon=True)
 
     @property
@@ -408,8 +415,10 @@ class _Session:
             + encode_tlv(TAG_MESSAGE_STATE, bytes((_FINAL_STATES[pending.stat],)))
         )
         with self._seq_lock:
-            self._awaiting[sequence] = pending.message_id
+            self._awaiting[sequence] = evolve(pending, copies=1)
         if not self.send(encode_pdu(DELIVER_SM, ESME_ROK, sequence, body)):
+            with self._seq_lock:
+                self._awaiting.pop(sequence, None)  # the caller parks it instead
             return False
         self.sim.receipts.append(
             SentReceipt(
@@ -478,12 +487,17 @@ class _Session:
                 return self._submit(sequence, body)
             if command_id == DELIVER_SM | RESP:
                 with self._seq_lock:
-                    message_id = self._awaiting.pop(sequence, "")
+                    answered = self._awaiting.pop(sequence, None)
                 self.sim.receipt_responses.append(
                     ReceiptResponse(
-                        message_id=message_id, sequence_number=sequence, command_status=status
+                        message_id=answered.message_id if answered else "",
+                        sequence_number=sequence,
+                        command_status=status,
                     )
                 )
+                if answered is not None and status != ESME_ROK:
+                    # The ESME could not take it (e.g. 0x64): send it again later.
+                    self.sim._schedule(answered, self.sim.redelivery_delay)
                 return True
             if command_id & RESP:
                 return True  # enquire_link_resp, generic_nack, ...: nothing to answer
@@ -603,7 +617,9 @@ class SmscSimulator:
     ``credentials`` maps system_id to password. Receipts go out
     ``receipt_delay`` seconds after the submit to a receiver or transceiver
     session of the submitter's system_id; when none is bound they are parked
-    and sent as soon as one binds. ``clock`` stamps records and receipt dates.
+    and sent as soon as one binds. A receipt answered with an error status, or
+    still unanswered when its session ends, is sent again after
+    ``redelivery_delay`` seconds, as SMSCs do. ``clock`` stamps records and receipt dates.
     """
 
     def __init__(
@@ -616,6 +632,8 @@ class SmscSimulator:
         behaviour: Behaviour | None = None,
         system_id: str = "BSENDSIM",
         clock: Callable[[], datetime] | None = None,
+        record_limit: int | None = None,
+        redelivery_delay: float = 0.5,
     ) -> None:
         if host not in ("127.0.0.1", "::1", "localhost"):
             raise ValueError(f"the simulator binds only to loopback, not {host!r}")
@@ -625,16 +643,18 @@ class SmscSimulator:
             credentials if credentials is not None else {"bsend": "secret"}
         )
         self.receipt_delay = receipt_delay
+        #: Wait before resending a receipt answered with an error or left unanswered.
+        self.redelivery_delay = redelivery_delay
         #: The current misbehaviour; replace it at runtime to change what happens next.
         self.behaviour: Behaviour = behaviour if behaviour is not None else Behaviour()
         self.system_id = system_id
         self.clock: Callable[[], datetime] = clock or (lambda: datetime.now(UTC))
         #: Every accepted submit_sm, in arrival order.
-        self.submits: Recorded[ReceivedSubmit] = Recorded()
+        self.submits: Recorded[ReceivedSubmit] = Recorded(record_limit)
         #: Every receipt deliver_sm written to a session.
-        self.receipts: Recorded[SentReceipt] = Recorded()
+        self.receipts: Recorded[SentReceipt] = Recorded(record_limit)
         #: Every deliver_sm_resp received for a receipt.
-        self.receipt_responses: Recorded[ReceiptResponse] = Recorded()
+        self.receipt_responses: Recorded[ReceiptResponse] = Recorded(record_limit)
         self.stopping = threading.Event()
         self._lock = threading.Lock()
         self._sessions: list[_Session] = []
@@ -729,20 +749,28 @@ class SmscSimulator:
         with self._lock:
             if session in self._sessions:
                 self._sessions.remove(session)
+        with session._seq_lock:
+            unanswered = list(session._awaiting.values())
+            session._awaiting.clear()
+        # Like a real SMSC, a receipt never acknowledged goes out again on the next bind.
+        for pending in unanswered:
+            self._schedule(pending, self.redelivery_delay)
 
     def _admit(self, system_id: str, behaviour: Behaviour) -> int:
-        """Count the submit in its system_id's last second; the throttling status, if any."""
+        """Admit the submit under its system_id's per-second caps; the refusal status, if any."""
         now = time.monotonic()
         with self._lock:
+            # Only admitted submits count: a cap limits what gets through, so an
+            # ESME that backs off is served again within the second.
             arrivals = self._arrivals.setdefault(system_id, deque())
-            arrivals.append(now)
             while arrivals and arrivals[0] <= now - 1.0:
                 arrivals.popleft()
-            rate = len(arrivals)
-        if behaviour.throttle_tps is not None and rate > behaviour.throttle_tps:
-            return ESME_RTHROTTLED
-        if behaviour.window_limit is not None and rate > behaviour.window_limit:
-            return ESME_RMSGQFUL
+            rate = len(arrivals) + 1
+            if behaviour.throttle_tps is not None and rate > behaviour.throttle_tps:
+                return ESME_RTHROTTLED
+            if behaviour.window_limit is not None and rate > behaviour.window_limit:
+                return ESME_RMSGQFUL
+            arrivals.append(now)
         return ESME_ROK
 
     def _next_message_id(self, behaviour: Behaviour) -> str:
@@ -777,9 +805,9 @@ class SmscSimulator:
         for pending in parked:
             self._deliver(pending)
 
-    def _schedule(self, pending: _PendingReceipt) -> None:
+    def _schedule(self, pending: _PendingReceipt, delay: float | None = None) -> None:
         with self._due_cond:
-            due = time.monotonic() + self.receipt_delay
+            due = time.monotonic() + (self.receipt_delay if delay is None else delay)
             heapq.heappush(self._due, (due, next(self._due_order), pending))
             self._due_cond.notify_all()
 

@@ -27,6 +27,7 @@ from bharatsend_core.adapters.smpp.pdu import encode_tlv
 from bharatsend_core.domain.encoding import encode_parts, segment
 from bharatsend_core.domain.errors import InvalidArgument
 from bharatsend_core.domain.message import Message
+from bharatsend_core.domain.routing import DEFAULT_DLT_TLVS
 
 __all__ = [
     "DEFAULT_DLT_TLVS",
@@ -37,8 +38,6 @@ __all__ = [
     "validity_period",
 ]
 
-#: The default DLT TLV map (smpplib #204 and a DLT Kannel fork); aggregators differ.
-DEFAULT_DLT_TLVS: Mapping[str, int] = MappingProxyType({"pe_id": 0x1400, "template_id": 0x1401})
 
 # SMPP 3.4 §5.3.2: tags 0x1400-0x3FFF are vendor specific; the DLT TLVs live there.
 _VENDOR_TAG_MIN = 0x1400

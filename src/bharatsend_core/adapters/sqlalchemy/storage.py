@@ -34,11 +34,13 @@ How the contract of ``ports/storage.py`` is kept:
 from __future__ import annotations
 
 import importlib
+import logging
 import re
 import sqlite3
 import threading
+import uuid
 import zlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import datetime, timedelta
 from functools import partial
@@ -57,6 +59,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     create_engine,
     delete,
     event,
@@ -87,9 +90,11 @@ from bharatsend_core.adapters.sqlalchemy.tables import (
     message_events,
     message_parts,
     messages,
+    receipts,
+    routes,
     tenants,
 )
-from bharatsend_core.domain.dlt import Entity, Header, Template
+from bharatsend_core.domain.dlt import Category, Entity, Header, Template
 from bharatsend_core.domain.errors import (
     AlreadyExists,
     ApiKeyNotFound,
@@ -97,6 +102,7 @@ from bharatsend_core.domain.errors import (
     ConfigurationError,
     DltRecordNotFound,
     MessageNotFound,
+    RouteNotFound,
     StorageUnavailable,
     TenantNotFound,
     TransferConflict,
@@ -119,9 +125,12 @@ from bharatsend_core.domain.message import (
     Message,
     MessageError,
     Part,
+    ReceiptOutcome,
     Status,
     TimelineEntry,
 )
+from bharatsend_core.domain.routing import Connection as CarrierConnection
+from bharatsend_core.domain.routing import Route, RouteConfig, StatusClass
 from bharatsend_core.domain.tenants import RateCard, Tenant
 from bharatsend_core.ports.storage import (
     ApiKeyRepository,
@@ -132,6 +141,10 @@ from bharatsend_core.ports.storage import (
     LedgerRepository,
     MessageRepository,
     MessageSummary,
+    ReceiptRepository,
+    ReceiptState,
+    RouteRepository,
+    StoredReceipt,
     TemplateVersion,
     TenantRepository,
     WhitelistKind,
@@ -146,6 +159,8 @@ __all__ = [
     "SqlDltRepository",
     "SqlLedgerRepository",
     "SqlMessageRepository",
+    "SqlReceiptRepository",
+    "SqlRouteRepository",
     "SqlStorage",
     "SqlTenantRepository",
     "SqlUnitOfWork",
@@ -161,6 +176,11 @@ MIGRATIONS_DIR: Final = Path(__file__).with_name("migrations")
 VERSION_TABLE: Final = "bharatsend_alembic_version"
 
 _SCHEMA_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
+#: The LISTEN/NOTIFY channel dispatch wake-ups travel on (suffixed by schema).
+DISPATCH_CHANNEL: Final = "bharatsend_dispatch"
+# IN lists are cut into chunks of this many ids (PostgreSQL and SQLite bind limits).
+_CHUNK: Final = 500
+_LOG: Final = logging.getLogger(__name__)
 _PIP_POSTGRES: Final = 'pip install "bharatsend-core[postgres]"'
 
 # What ``update`` writes: every column but identity (id, tenant,
@@ -197,6 +217,7 @@ _PART_STATE: Final = (
     "final_at",
     "error_code",
     "outcome_unknown",
+    "route",
 )
 _TEMPLATE_FIELDS: Final = (
     "entity_id",
@@ -240,6 +261,15 @@ class SqlStorage:
         self._single_connection = (
             _SingleConnectionGate() if isinstance(engine.pool, StaticPool) else None
         )
+        self._signal = DispatchSignal()
+        # Our NOTIFY payload: the listener skips its own storage's notifications,
+        # which already woke this process at commit.
+        self._token = uuid.uuid4().hex
+        self._channel: str | None = None
+        self._listener: _PgListener | None = None
+        self._listener_lock = threading.Lock()
+        if engine.dialect.name == "postgresql":
+            self._channel = dispatch_channel(schema)
 
     @classmethod
     def from_url(cls, url: str, *, schema: str | None = None, echo: bool = False) -> SqlStorage:
@@ -298,6 +328,11 @@ class SqlStorage:
         """The SQLAlchemy engine (for tools and tests; the service never needs it)."""
         return self._engine
 
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema this storage lives in (None: the default)."""
+        return self._schema
+
     def unit_of_work(self) -> SqlUnitOfWork:
         """A new transaction over every repository; use it as a context manager."""
         return SqlUnitOfWork(self)
@@ -334,8 +369,42 @@ class SqlStorage:
             reraise(e)
 
     def close(self) -> None:
-        """Close every pooled connection; units of work still open keep theirs until they end."""
+        """Close every pooled connection; units of work still open keep theirs until they end.
+
+        Also stops the PostgreSQL dispatch listener, if one was started.
+        """
+        with self._listener_lock:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
         self._engine.dispose()
+
+    def wait_for_dispatch(self, timeout: float) -> bool:
+        """Block until a unit of work that enqueued dispatch rows commits, or ``timeout`` passes.
+
+        True when woken, including by a wake-up since this thread's previous
+        wait returned. On PostgreSQL the first call starts a listener thread
+        (``LISTEN``), so commits in other processes wake us too; if it cannot
+        connect, waits fall back to this process's wake-ups and the timeout.
+        """
+        if self._channel is not None:
+            self._ensure_listener()
+        return self._signal.wait(timeout)
+
+    def wake_dispatch(self) -> None:
+        """Wake every waiter in this process now."""
+        self._signal.notify()
+
+    def _ensure_listener(self) -> None:
+        with self._listener_lock:
+            if self._listener is not None or self._channel is None:
+                return
+            url = self._engine.url.set(drivername="postgresql")
+            self._listener = _PgListener(
+                url.render_as_string(hide_password=False), self._channel, self._signal, self._token
+            )
+            listener = self._listener
+        listener.start()
 
     def __repr__(self) -> str:
         url = self._engine.url.render_as_string(hide_password=True)
@@ -343,6 +412,113 @@ class SqlStorage:
 
     def _gate(self) -> AbstractContextManager[None]:
         return self._single_connection or nullcontext()
+
+
+def dispatch_channel(schema: str | None) -> str:
+    """The NOTIFY channel of a schema: storages on other schemas never wake each other."""
+    if schema is None:
+        return DISPATCH_CHANNEL
+    suffix = re.sub(r"[^a-z0-9_]", "_", schema.lower())
+    return f"{DISPATCH_CHANNEL}_{suffix}"[:63]  # PostgreSQL identifiers stop at 63 bytes
+
+
+class DispatchSignal:
+    """In-process wake-ups for dispatch waiters: a condition over a generation counter.
+
+    Each waiting thread remembers the generation it last saw, so a wake-up
+    that lands between two of its waits is not lost: the next wait returns at
+    once. A thread's first wait counts every wake-up since the storage began.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._generation = 0
+        self._seen = threading.local()
+
+    def notify(self) -> None:
+        """Wake every waiter (and the next wait of every thread not waiting now)."""
+        with self._condition:
+            self._generation += 1
+            self._condition.notify_all()
+
+    def wait(self, timeout: float) -> bool:
+        """True once the generation moved past what this thread saw; False on timeout."""
+        with self._condition:
+            seen: int = getattr(self._seen, "generation", 0)
+            if self._generation == seen and timeout > 0:
+                self._condition.wait_for(lambda: self._generation != seen, timeout)
+            woke = self._generation != seen
+            self._seen.generation = self._generation
+            return woke
+
+
+class _PgListener:
+    """A daemon thread on its own autocommit connection: ``LISTEN``, and wake the signal.
+
+    Reconnects after failures (logged, with a pause); waiters never depend on
+    it for correctness, only for latency: they time out and poll anyway.
+    """
+
+    #: How long one ``notifies`` call blocks before the thread checks for stop.
+    _TICK: Final = 0.5
+    #: Pause after a failed connection before trying again.
+    _RETRY: Final = 5.0
+    #: How long the first wait waits for the listener to be ready (or to fail).
+    _READY: Final = 10.0
+
+    def __init__(self, url: str, channel: str, signal: DispatchSignal, token: str) -> None:
+        self._url = url
+        self._token = token
+        self._channel = channel
+        self._signal = signal
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._connected_before = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"bharatsend-listen-{channel}", daemon=True
+        )
+
+    def start(self) -> None:
+        """Start the thread once; block until it listens (or its first attempt failed)."""
+        if not self._thread.is_alive() and not self._stop.is_set():
+            with suppress(RuntimeError):  # already started by another waiter
+                self._thread.start()
+        self._ready.wait(self._READY)
+
+    def stop(self) -> None:
+        """Ask the thread to finish and wait briefly for it."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(self._TICK * 4)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._listen()
+            except Exception as e:  # never crash the worker over wake-ups
+                _LOG.warning(
+                    "dispatch listener on %s failed (%s); waiting by polling until it reconnects",
+                    self._channel,
+                    type(e).__name__,
+                )
+            finally:
+                self._ready.set()
+            self._stop.wait(self._RETRY)
+
+    def _listen(self) -> None:
+        import psycopg
+
+        with psycopg.connect(self._url, autocommit=True, connect_timeout=5) as connection:
+            connection.execute(f"LISTEN {self._channel}")
+            self._ready.set()
+            if self._connected_before:
+                # Work committed while we were reconnecting would otherwise wait a poll.
+                self._signal.notify()
+            self._connected_before = True
+            while not self._stop.is_set():
+                for notification in connection.notifies(timeout=self._TICK):
+                    if notification.payload != self._token:
+                        self._signal.notify()
 
 
 class _SingleConnectionGate:
@@ -449,12 +625,17 @@ class SqlUnitOfWork:
     messages: MessageRepository
     ledger: LedgerRepository
     dispatch: DispatchRepository
+    routes: RouteRepository
+    receipts: ReceiptRepository
 
     def __init__(self, storage: SqlStorage) -> None:
         """Prepare; nothing is checked out until ``with``."""
         self._storage = storage
         self._connection: Connection | None = None
+        self._db: Session | None = None
         self._gate = storage._gate()
+        # Dispatch rows became claimable in the open transaction: wake waiters at commit.
+        self._new_work = False
 
     def __enter__(self) -> Self:
         """Check out a connection; ``StorageUnavailable`` if the database cannot be reached."""
@@ -475,8 +656,26 @@ class SqlUnitOfWork:
         self.dlt = SqlDltRepository(db, statements)
         self.messages = SqlMessageRepository(db, statements)
         self.ledger = SqlLedgerRepository(db, statements)
-        self.dispatch = SqlDispatchRepository(db, statements)
+        self.dispatch = SqlDispatchRepository(db, statements, self._work_queued)
+        self.routes = SqlRouteRepository(db, statements)
+        self.receipts = SqlReceiptRepository(db, statements)
+        self._db = db
         return self
+
+    def _work_queued(self) -> None:
+        """Called by the dispatch repository after it queued or released rows.
+
+        On PostgreSQL the ``NOTIFY`` joins the transaction (once per
+        transaction): the server delivers it at commit and drops it on rollback.
+        """
+        if self._new_work:
+            return
+        self._new_work = True
+        channel = self._storage._channel
+        notify = self._storage._statements.notify
+        if channel is not None and notify is not None and self._db is not None:
+            payload = {"channel": channel, "payload": self._storage._token}
+            self._db.scalar(notify, payload)
 
     def __exit__(
         self,
@@ -486,6 +685,8 @@ class SqlUnitOfWork:
     ) -> None:
         """Roll back whatever was not committed and return the connection to the pool."""
         connection, self._connection = self._connection, None
+        self._new_work = False
+        self._db = None
         try:
             if connection is not None:
                 # A connection that died mid-transaction already lost the
@@ -503,9 +704,13 @@ class SqlUnitOfWork:
             self._active().commit()
         except DBAPIError as e:
             reraise(e)
+        if self._new_work:
+            self._new_work = False
+            self._storage._signal.notify()
 
     def rollback(self) -> None:
         """Discard the transaction's writes."""
+        self._new_work = False
         try:
             self._active().rollback()
         except DBAPIError as e:
@@ -667,6 +872,30 @@ class _Statements:
                 set_={name: upsert.excluded[name] for name in _PART_STATE},
             )
         )
+        # Batches by id (dispatch loads, receipt matching): through SQLAlchemy (expanding IN).
+        ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
+        self.messages_by_ids = select(messages).where(messages.c.id.in_(ids))
+        self.parts_of_many = (
+            select(message_parts)
+            .where(message_parts.c.message_id.in_(ids))
+            .order_by(message_parts.c.message_id, message_parts.c.idx)
+        )
+        self.events_of_many = (
+            select(message_events)
+            .where(message_events.c.message_id.in_(ids))
+            .order_by(message_events.c.message_id, message_events.c.sequence)
+        )
+        self.events_stored_many = (
+            select(message_events.c.message_id, func.count().label("stored"))
+            .where(message_events.c.message_id.in_(ids))
+            .group_by(message_events.c.message_id)
+        )
+        self.parts_by_carrier = select(
+            message_parts.c.message_id, message_parts.c.idx, message_parts.c.carrier_message_id
+        ).where(
+            message_parts.c.route == bindparam("b_route"),
+            message_parts.c.carrier_message_id.in_(bindparam("b_carrier_ids", expanding=True)),
+        )
         self.summaries = prepare(
             select(messages.c.id, messages.c.status, messages.c.price_paise, messages.c.sandbox)
             .where(_by(messages, "tenant_id"))
@@ -702,6 +931,41 @@ class _Statements:
             )
         )
         self.transfer_delete = prepare(delete(ledger_transfers).where(_by(ledger_transfers, "id")))
+
+        # routes
+        self.route_insert = insert_or_skip(routes)
+        self.route_get = prepare(select(routes).where(_by(routes, "name")))
+        self.route_list = prepare(select(routes))
+        self.route_update = prepare(
+            update(routes).where(_by(routes, "name")).values(_binds(routes, "config", "enabled"))
+        )
+
+        # receipts
+        r = receipts.c
+        self.receipt_insert = insert_or_skip(receipts)
+        self.receipt_resolve = prepare(
+            update(receipts)
+            .where(_by(receipts, "route", "carrier_message_id", "outcome"))
+            .values(_binds(receipts, "state", "tenant_id", "message_id", "part_index"))
+        )
+        self.receipt_expire = prepare(
+            update(receipts)
+            .where(
+                r.state == "parked",
+                r.received_at < bindparam("b_before", type_=UtcDateTime()),
+            )
+            .values(state="unknown")
+        )
+        # Through SQLAlchemy (expanding IN).
+        self.receipts_parked = (
+            select(receipts)
+            .where(
+                r.route == bindparam("b_route"),
+                r.carrier_message_id.in_(bindparam("b_carrier_ids", expanding=True)),
+                r.state == "parked",
+            )
+            .order_by(r.received_at, r.carrier_message_id, r.outcome)
+        )
 
         # dispatch
         q = dispatch_queue.c
@@ -746,6 +1010,22 @@ class _Statements:
             .where(held)
             .values({"lease_expires_at": lease["lease_expires_at"]})
         )
+        # A held row comes back when its lease runs out, if that is after it is due.
+        free_at = case(
+            (q.owner.is_(None), q.due_at),
+            (q.lease_expires_at > q.due_at, q.lease_expires_at),
+            else_=q.due_at,
+        )
+        self.dispatch_next_due = prepare(select(func.min(free_at).label("next_due")))
+        self.notify: Prepared | None = None
+        if dialect.name == "postgresql":
+            self.notify = prepare(
+                select(
+                    func.pg_notify(
+                        bindparam("channel", type_=String()), bindparam("payload", type_=String())
+                    ).label("sent")
+                )
+            )
         self.dispatch_depth = prepare(
             select(func.count().label("due"))
             .select_from(dispatch_queue)
@@ -1086,6 +1366,7 @@ def _part_row(message_id: str, part: Part) -> dict[str, Any]:
         "final_at": part.final_at,
         "error_code": part.error_code,
         "outcome_unknown": part.outcome_unknown,
+        "route": part.route,
     }
 
 
@@ -1109,6 +1390,7 @@ def _part_from(row: Any) -> Part:
         final_at=row.final_at,
         error_code=row.error_code,
         outcome_unknown=row.outcome_unknown,
+        route=row.route,
     )
 
 
@@ -1277,12 +1559,297 @@ class SqlMessageRepository(_Repository):
         parts = [_part_row(message.id, p) for p in message.parts]
         self._db.write_many(self._s.part_upsert, parts)
 
+    def get_many(self, ids: Sequence[tuple[str, str]]) -> Mapping[str, Message]:
+        """Messages by (tenant_id, message_id): three queries per 500 ids, whatever the batch.
+
+        Rows are fetched by id, then kept only when the tenant asked matches.
+        """
+        wanted = set(ids)
+        rows = self._rows_by_id(sorted({message_id for _, message_id in wanted}))
+        return self._assemble([row for row in rows if (row.tenant_id, row.id) in wanted])
+
+    def update_many(self, messages: Sequence[Message]) -> None:
+        """``update`` for a batch: one executemany per table, one count query per 500 ids.
+
+        A message given twice is written once, as its last version.
+        ``MessageNotFound`` if any is missing (the caller rolls back).
+        """
+        batch = list({m.id: m for m in messages}.values())
+        if not batch:
+            return
+        params = []
+        for message in batch:
+            row = _message_state(message)
+            row["b_id"] = message.id
+            row["b_tenant_id"] = message.tenant_id
+            params.append(row)
+        # Updating first locks the rows (PostgreSQL): the counts below cannot move.
+        if self._db.write_many(self._s.message_update, params) != len(params):
+            raise self._missing(batch)
+        stored: dict[str, int] = {}
+        for chunk in _chunks([m.id for m in batch]):
+            for hit in self._db.run(self._s.events_stored_many, {"b_ids": chunk}):
+                stored[hit.message_id] = int(hit.stored)
+        new = [
+            _event_row(m.id, e)
+            for m in batch
+            for e in m.timeline
+            if e.sequence >= stored.get(m.id, 0)
+        ]
+        if new:
+            self._db.write_many(self._s.event_insert, new)
+        parts = [_part_row(m.id, p) for m in batch for p in m.parts]
+        if parts:
+            self._db.write_many(self._s.part_upsert, parts)
+
+    def _missing(self, batch: Sequence[Message]) -> MessageNotFound:
+        """Which message of a batch update matched no row (error path only)."""
+        found = {(row.tenant_id, row.id) for row in self._rows_by_id([m.id for m in batch])}
+        for message in batch:
+            if (message.tenant_id, message.id) not in found:
+                return MessageNotFound(
+                    f"no message {message.id} for this tenant", field="message_id"
+                )
+        return MessageNotFound("a message of this batch is missing", field="message_id")
+
+    def find_by_carrier_ids(
+        self, route: str, carrier_message_ids: Sequence[str]
+    ) -> Mapping[str, tuple[Message, int]]:
+        """Parts submitted on ``route`` with these carrier ids (their partial index), then
+        their messages, loaded in a batch. Across tenants: a receipt names only the carrier id.
+        """
+        hits: dict[str, tuple[str, int]] = {}
+        for chunk in _chunks(sorted(set(carrier_message_ids))):
+            params = {"b_route": route, "b_carrier_ids": chunk}
+            for row in self._db.run(self._s.parts_by_carrier, params):
+                hits[row.carrier_message_id] = (row.message_id, row.idx)
+        if not hits:
+            return {}
+        loaded = self._assemble(self._rows_by_id(sorted({mid for mid, _ in hits.values()})))
+        return {
+            carrier_id: (loaded[message_id], index)
+            for carrier_id, (message_id, index) in hits.items()
+            if message_id in loaded
+        }
+
+    def _rows_by_id(self, message_ids: Sequence[str]) -> list[Any]:
+        rows: list[Any] = []
+        for chunk in _chunks(message_ids):
+            rows.extend(self._db.run(self._s.messages_by_ids, {"b_ids": chunk}))
+        return rows
+
+    def _assemble(self, rows: Sequence[Any]) -> dict[str, Message]:
+        """Messages from their rows, with every part and event loaded by IN lists."""
+        if not rows:
+            return {}
+        parts: dict[str, list[Any]] = {}
+        events: dict[str, list[Any]] = {}
+        for chunk in _chunks([row.id for row in rows]):
+            for part in self._db.run(self._s.parts_of_many, {"b_ids": chunk}):
+                parts.setdefault(part.message_id, []).append(part)
+            for entry in self._db.run(self._s.events_of_many, {"b_ids": chunk}):
+                events.setdefault(entry.message_id, []).append(entry)
+        return {
+            row.id: _message_from(row, parts.get(row.id, ()), events.get(row.id, ()))
+            for row in rows
+        }
+
     def summaries(self, tenant_id: str) -> Sequence[MessageSummary]:
         """Status and price of every message of the tenant, oldest first (reconciliation)."""
         return [
             MessageSummary(r.id, Status(r.status), r.price_paise, r.sandbox)
             for r in self._db.all(self._s.summaries, {"b_tenant_id": tenant_id})
         ]
+
+
+def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
+    """Slices of at most ``_CHUNK`` items: IN lists stay within every driver's bind limit."""
+    for start in range(0, len(items), _CHUNK):
+        yield list(items[start : start + _CHUNK])
+
+
+# =========================================================================== routes
+
+
+def route_document(config: RouteConfig) -> dict[str, Any]:
+    """A route config as plain JSON (password included): sets sorted, tags and codes as keys."""
+    route, connection = config.route, config.connection
+    return {
+        "route": {
+            "name": route.name,
+            "priority": route.priority,
+            "weight": route.weight,
+            "tps": route.tps,
+            "window": route.window,
+            "categories": sorted(c.value for c in route.categories),
+            "operators": sorted(route.operators),
+            "prefixes": list(route.prefixes),
+            "price_paise": route.price_paise,
+            "enabled": route.enabled,
+            "sandbox": route.sandbox,
+            "retry_permanent_elsewhere": route.retry_permanent_elsewhere,
+        },
+        "connection": {
+            "host": connection.host,
+            "port": connection.port,
+            "system_id": connection.system_id,
+            "password": connection.password,
+            "system_type": connection.system_type,
+            "bind": connection.bind,
+            "dlt_tlvs": dict(connection.dlt_tlvs),
+            "tlv_nul_terminated": connection.tlv_nul_terminated,
+            "dlt_chain": connection.dlt_chain,
+            "id_mode": connection.id_mode,
+            # JSON keys are text: the command_status goes in as its decimal.
+            "status_overrides": {
+                str(code): cls.value for code, cls in connection.status_overrides.items()
+            },
+            "response_timeout": connection.response_timeout,
+            "enquire_interval": connection.enquire_interval,
+            "resend_unknown": sorted(c.value for c in connection.resend_unknown),
+        },
+    }
+
+
+def route_from_document(document: Mapping[str, Any]) -> RouteConfig:
+    """The inverse of :func:`route_document` (the domain's converters validate again)."""
+    route = dict(document["route"])
+    connection = dict(document["connection"])
+    route["categories"] = [Category(c) for c in route["categories"]]
+    route["prefixes"] = tuple(route["prefixes"])
+    connection["status_overrides"] = {
+        int(code): StatusClass(cls) for code, cls in connection["status_overrides"].items()
+    }
+    connection["resend_unknown"] = [Category(c) for c in connection["resend_unknown"]]
+    return RouteConfig(route=Route(**route), connection=CarrierConnection(**connection))
+
+
+class SqlRouteRepository(_Repository):
+    """Carrier routes: one JSON document per name, plus its enabled flag."""
+
+    __slots__ = ()
+
+    def add(self, config: RouteConfig) -> None:
+        """Insert; ``AlreadyExists`` if the name is taken."""
+        row = {"name": config.name, "config": route_document(config)}
+        if not self._db.write(self._s.route_insert, {**row, "enabled": config.route.enabled}):
+            raise AlreadyExists(f"route {config.name} already exists", field="name")
+
+    def get(self, name: str) -> RouteConfig | None:
+        """The route, or None."""
+        row = self._db.one(self._s.route_get, {"b_name": name})
+        return None if row is None else route_from_document(row.config)
+
+    def list(self) -> Sequence[RouteConfig]:
+        """Every route, by name (code point order, as on every backend)."""
+        rows = sorted(self._db.all(self._s.route_list), key=lambda row: row.name)
+        return [route_from_document(row.config) for row in rows]
+
+    def update(self, config: RouteConfig) -> None:
+        """Replace; ``RouteNotFound`` if missing."""
+        params = {
+            "b_name": config.name,
+            "config": route_document(config),
+            "enabled": config.route.enabled,
+        }
+        if not self._db.write(self._s.route_update, params):
+            raise RouteNotFound(f"no route {config.name}", field="route")
+
+
+# =========================================================================== receipts
+
+
+def _receipt_row(receipt: StoredReceipt) -> dict[str, Any]:
+    return {
+        "route": receipt.route,
+        "carrier_message_id": receipt.carrier_message_id,
+        "outcome": receipt.outcome.value,
+        "stat": receipt.stat,
+        "error_code": receipt.error_code,
+        "received_at": receipt.received_at,
+        "done_at": receipt.done_at,
+        "state": receipt.state,
+        "tenant_id": receipt.tenant_id,
+        "message_id": receipt.message_id,
+        "part_index": receipt.part_index,
+    }
+
+
+def _receipt_from(row: Any) -> StoredReceipt:
+    return StoredReceipt(
+        route=row.route,
+        carrier_message_id=row.carrier_message_id,
+        outcome=ReceiptOutcome(row.outcome),
+        stat=row.stat,
+        error_code=row.error_code,
+        received_at=row.received_at,
+        state=row.state,
+        done_at=row.done_at,
+        tenant_id=row.tenant_id,
+        message_id=row.message_id,
+        part_index=row.part_index,
+    )
+
+
+class SqlReceiptRepository(_Repository):
+    """The receipt inbox; its primary key (route, carrier id, outcome) is the dedup key."""
+
+    __slots__ = ()
+
+    def add(self, receipt: StoredReceipt) -> bool:
+        """Store a receipt; False (nothing written) when its key exists (``ON CONFLICT``)."""
+        return bool(self._db.write(self._s.receipt_insert, _receipt_row(receipt)))
+
+    def parked(self, route: str, carrier_message_ids: Sequence[str]) -> Sequence[StoredReceipt]:
+        """Parked receipts of ``route`` for these carrier ids, oldest first."""
+        found: list[StoredReceipt] = []
+        for chunk in _chunks(sorted(set(carrier_message_ids))):
+            params = {"b_route": route, "b_carrier_ids": chunk}
+            found.extend(_receipt_from(r) for r in self._db.run(self._s.receipts_parked, params))
+        return sorted(found, key=lambda r: (r.received_at, r.carrier_message_id, r.outcome))
+
+    def resolve(
+        self,
+        receipt: StoredReceipt,
+        *,
+        state: ReceiptState,
+        tenant_id: str | None = None,
+        message_id: str | None = None,
+        part_index: int | None = None,
+    ) -> None:
+        """Move a stored receipt (found by route, carrier id, outcome) to ``state``."""
+        params = {
+            "b_route": receipt.route,
+            "b_carrier_message_id": receipt.carrier_message_id,
+            "b_outcome": receipt.outcome.value,
+            "state": state,
+            "tenant_id": tenant_id,
+            "message_id": message_id,
+            "part_index": part_index,
+        }
+        self._db.write(self._s.receipt_resolve, params)
+
+    def expire_parked(self, received_before: datetime) -> int:
+        """Mark parked receipts received before the instant ``unknown``; how many."""
+        return int(self._db.write(self._s.receipt_expire, {"b_before": received_before}))
+
+    def list(
+        self,
+        *,
+        state: ReceiptState | None = None,
+        message_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[StoredReceipt]:
+        """Receipts, newest first (then by carrier id), filtered by state and/or message."""
+        r = receipts.c
+        query = select(receipts).order_by(
+            r.received_at.desc(), r.carrier_message_id, r.outcome, r.route
+        )
+        if state is not None:
+            query = query.where(r.state == state)
+        if message_id is not None:
+            query = query.where(r.message_id == message_id)
+        return [_receipt_from(row) for row in self._db.run(query.limit(max(limit, 0)))]
 
 
 # =========================================================================== ledger
@@ -1535,9 +2102,20 @@ def _claim_order(claim: DispatchClaim) -> tuple[int, datetime, str]:
 
 
 class SqlDispatchRepository(_Repository):
-    """The dispatch queue: one row per message, leased to one worker at a time."""
+    """The dispatch queue: one row per message, leased to one worker at a time.
 
-    __slots__ = ()
+    Queuing or releasing rows tells the unit of work (``on_work``), which
+    wakes dispatch waiters once it commits.
+    """
+
+    __slots__ = ("_on_work",)
+
+    def __init__(
+        self, db: Session, statements: _Statements, on_work: Callable[[], None] = lambda: None
+    ) -> None:
+        """Wrap the session; ``on_work`` is called after rows became claimable."""
+        super().__init__(db, statements)
+        self._on_work = on_work
 
     def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
         """Add a row; ``AlreadyExists`` if the message is already queued."""
@@ -1561,6 +2139,8 @@ class SqlDispatchRepository(_Repository):
                 message_id = values[0]["message_id"]
                 raise AlreadyExists(f"message {message_id} is already queued", field="message_id")
             raise AlreadyExists("a message of this batch is already queued", field="message_id")
+        if values:
+            self._on_work()
 
     def claim(
         self, owner: str, now: datetime, lease: timedelta, limit: int
@@ -1594,8 +2174,7 @@ class SqlDispatchRepository(_Repository):
 
     def release(self, message_id: str, owner: str, due_at: datetime) -> bool:
         """Give a row back, due again at ``due_at``; False if the owner does not hold it."""
-        params = {"b_message_id": message_id, "b_owner": owner, "new_due_at": due_at}
-        return bool(self._db.write(self._s.dispatch_release, params))
+        return self.release_many(((message_id, due_at),), owner) == 1
 
     def extend(self, message_id: str, owner: str, until: datetime) -> bool:
         """Extend a held lease; False if the owner does not hold it."""
@@ -1605,3 +2184,26 @@ class SqlDispatchRepository(_Repository):
     def depth(self, now: datetime) -> int:
         """Rows due at ``now`` (held or not): how far behind dispatch is."""
         return int(self._db.scalar(self._s.dispatch_depth, {"b_now": now}))
+
+    def ack_many(self, message_ids: Sequence[str], owner: str) -> int:
+        """``ack`` several rows in one round trip; how many the owner still held."""
+        params = [{"b_message_id": message_id, "b_owner": owner} for message_id in message_ids]
+        return int(self._db.write_many(self._s.dispatch_ack, params)) if params else 0
+
+    def release_many(self, rows: Sequence[tuple[str, datetime]], owner: str) -> int:
+        """``release`` several (message_id, due_at) rows in one round trip; how many were held."""
+        params = [
+            {"b_message_id": message_id, "b_owner": owner, "new_due_at": due_at}
+            for message_id, due_at in rows
+        ]
+        if not params:
+            return 0
+        released = int(self._db.write_many(self._s.dispatch_release, params))
+        if released:
+            self._on_work()
+        return released
+
+    def next_due(self) -> datetime | None:
+        """When the next row becomes claimable: its due time, or its lease's end if later."""
+        due: datetime | None = self._db.scalar(self._s.dispatch_next_due)
+        return due

@@ -24,6 +24,11 @@ Design choices, each for a reason:
   second index beside it), and indexes on columns that are mostly NULL
   (carrier ids of pending parts, pending ids of reservations, absent
   client_message_ids) are partial, so those rows skip them.
+- **Receipts are deduplicated by their key**: the inbox's primary key is
+  (route, carrier id, outcome), so a redelivered receipt is a skipped insert
+  even when two workers ingest copies at once.
+- **Routes are one JSON document each**: read whole at startup, never queried
+  inside; only ``enabled`` is a column, for listing what runs.
 - **Strings are unbounded** (``VARCHAR`` without length): the domain validates
   lengths, and a second, different limit here would only surface as a
   driver error.
@@ -69,6 +74,8 @@ __all__ = [
     "message_parts",
     "messages",
     "metadata",
+    "receipts",
+    "routes",
     "tenants",
 ]
 
@@ -300,6 +307,8 @@ message_parts = Table(
     Column("final_at", UtcDateTime),
     Column("error_code", String),
     Column("outcome_unknown", Boolean, nullable=False),
+    # Receipts match on (route, carrier id): two carriers may reuse an id.
+    Column("route", String),
     PrimaryKeyConstraint("message_id", "idx"),
     ForeignKeyConstraint(["message_id"], ["messages.id"], ondelete="CASCADE"),
     **_KEYED,
@@ -376,6 +385,42 @@ dispatch_queue = Table(
     **_KEYED,
 )
 
+# --------------------------------------------------------------------------- routes and receipts
+
+routes = Table(
+    "routes",
+    metadata,
+    _id("name"),
+    # Route and Connection fields (password included), read whole.
+    Column("config", JSON, nullable=False),
+    # Mirrors the route's own flag, so listings need not parse the document.
+    Column("enabled", Boolean, nullable=False),
+    PrimaryKeyConstraint("name"),
+    **_KEYED,
+)
+
+receipts = Table(
+    "receipts",
+    metadata,
+    _id("route"),
+    _id("carrier_message_id"),
+    _id("outcome"),
+    Column("stat", String, nullable=False),
+    Column("error_code", String),
+    Column("received_at", UtcDateTime, nullable=False),
+    Column("done_at", UtcDateTime),
+    # applied, parked or unknown.
+    Column("state", String, nullable=False),
+    # The part the receipt settled, once applied.
+    Column("tenant_id", String),
+    Column("message_id", String),
+    Column("part_index", Integer),
+    PrimaryKeyConstraint("route", "carrier_message_id", "outcome"),
+    # expire_parked() and listings by state walk it by time.
+    Index(None, "state", "received_at"),
+    **_KEYED,
+)
+
 
 def _unique_when_set(name: str, *columns: Column[Any]) -> Index:
     """A unique index over rows where the (last) column is set: NULLs never collide."""
@@ -403,3 +448,11 @@ Index(
 # index hands them over in that order, without sorting the whole backlog.
 # (depth() scans the queue: it holds only what is waiting, and is a metric.)
 Index("ix_dispatch_queue_claim_order", dispatch_queue.c.priority.desc(), dispatch_queue.c.due_at)
+# A message's receipts; unmatched receipts have no message and skip the index.
+_receipt_matched = receipts.c.message_id.is_not(None)
+Index(
+    "ix_receipts_message_id",
+    receipts.c.message_id,
+    sqlite_where=_receipt_matched,
+    postgresql_where=_receipt_matched,
+)

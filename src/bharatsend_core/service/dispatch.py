@@ -1,0 +1,586 @@
+"""Dispatch: claim accepted messages, submit them on a route, record what the carrier said.
+
+A :class:`Dispatcher` is one worker's loop. Each step it
+
+1. records the messages whose every part has an outcome (one transaction for
+   all of them): ``PartSubmitted`` / ``OutcomeUnknown`` / ``SubmitFailed``,
+   failover to the next route, the ledger settlement, receipts that were
+   parked waiting for these carrier ids, and the dispatch row (ack when sent
+   or failed, release to the retry time when retrying);
+2. claims due rows with a lease (one transaction): expired messages fail
+   with ``expired_before_submit`` and their reservation is voided; a message
+   another worker left in ``submitting`` (it crashed mid-submit) is resolved
+   as an unknown outcome first; the rest get a route and a ``Claim`` (the
+   attempt number) and are committed as ``submitting`` *before* any PDU is
+   written, so a crash can never send a message the database does not know
+   was being sent;
+3. hands the claimed messages to their routes' carriers and returns; the
+   outcomes arrive on future callbacks, which wake the loop.
+
+Leases are extended while submits are in flight; a worker that dies simply
+stops extending them and another worker picks the rows up. Nothing here
+reads a wall clock or draws a random number except through the injected
+clock and ``rng``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from datetime import datetime, timedelta
+
+from attrs import define, field, frozen
+
+from bharatsend_core.domain.dlt.registry import Category
+from bharatsend_core.domain.errors import BharatSendError, CarrierUnavailable, InvalidArgument
+from bharatsend_core.domain.message import (
+    Claim,
+    Expire,
+    Message,
+    OutcomeUnknown,
+    PartSubmitted,
+    RetryPolicy,
+    Status,
+    SubmitFailed,
+    schedule_retry,
+)
+from bharatsend_core.domain.phone import parse_phone
+from bharatsend_core.domain.routing import (
+    Breaker,
+    Route,
+    RouteConfig,
+    StatusClass,
+    after_failure,
+    choose_routes,
+)
+from bharatsend_core.ports.carrier import Carrier, PartOutcome
+from bharatsend_core.ports.storage import UnitOfWork
+from bharatsend_core.service.context import Context
+from bharatsend_core.service.receipts import apply_receipts, settle_changed
+
+__all__ = ["DispatchOptions", "DispatchStats", "Dispatcher"]
+
+_log = logging.getLogger(__name__)
+
+_UNRECORDED_RETRIES = 3
+_DEFAULT_RETRY = RetryPolicy(max_attempts=8, base=timedelta(seconds=2), cap=timedelta(minutes=5))
+
+
+@frozen(kw_only=True)
+class DispatchOptions:
+    """Tuning for one dispatcher; the defaults suit one worker per host."""
+
+    #: Rows claimed per transaction.
+    batch: int = 500
+    #: Most messages submitted and not yet recorded at once.
+    max_in_flight: int = 2000
+    #: How long a claim holds a row; extended every third of it while in flight.
+    lease: timedelta = timedelta(seconds=60)
+    #: Backoff when the only route failed transiently.
+    retry: RetryPolicy = _DEFAULT_RETRY
+    #: Wait before resending a part whose submit went unanswered.
+    unknown_resend_after: timedelta = timedelta(seconds=1)
+    #: Wait before trying again when no route can take a message now.
+    no_route_delay: timedelta = timedelta(seconds=1)
+    #: Breaker: this many failures in ``breaker_window`` seconds open a route ...
+    breaker_failures: int = 5
+    breaker_window: float = 60.0
+    #: ... for this many seconds, then one probe is let through.
+    breaker_cooldown: float = 30.0
+
+
+@define
+class DispatchStats:
+    """Counters since the dispatcher started (for health checks and benchmarks)."""
+
+    claimed: int = 0
+    submitted: int = 0
+    sent: int = 0
+    failed: int = 0
+    retried: int = 0
+    failovers: int = 0
+    expired: int = 0
+    unknown: int = 0
+    record_failures: int = 0
+
+
+@define
+class _InFlight:
+    message: Message
+    route: RouteConfig
+    futures: list[Future[PartOutcome]]
+    tried: list[str] = field(factory=list)
+    #: Set when the message could not be put on this route's wire at all.
+    wire_error: str | None = None
+
+
+def _carrier_code(outcome: PartOutcome) -> str | None:
+    return None if outcome.command_status is None else f"0x{outcome.command_status:08x}"
+
+
+class Dispatcher:
+    """One worker's claim -> submit -> record loop over a set of carriers."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        carriers: Mapping[str, Carrier],
+        routes: Sequence[RouteConfig],
+        *,
+        owner: str,
+        options: DispatchOptions | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._carriers = dict(carriers)
+        self._routes: dict[str, RouteConfig] = {r.name: r for r in routes}
+        self.owner = owner
+        self.options = options or DispatchOptions()
+        self._rng = rng or random.Random()  # noqa: S311 - routing weights and jitter
+        self._breakers: dict[str, Breaker] = {}
+        self._in_flight: dict[str, _InFlight] = {}
+        self._lock = threading.Lock()
+        self._completed: list[str] = []
+        #: Set whenever an outcome arrives or new work may be due.
+        self.kick = threading.Event()
+        self._next_extend = 0.0
+        self.stats = DispatchStats()
+        self._warned_no_route = False
+
+    # ------------------------------------------------------------------ configuration
+
+    def set_routes(self, routes: Sequence[RouteConfig], carriers: Mapping[str, Carrier]) -> None:
+        """Replace the route table (a reload); in-flight messages keep their route."""
+        self._routes = {r.name: r for r in routes}
+        self._carriers = dict(carriers)
+
+    @property
+    def in_flight(self) -> int:
+        """Messages submitted and not yet recorded."""
+        return len(self._in_flight)
+
+    def breaker(self, route: str) -> Breaker | None:
+        """The route's breaker (None until it first failed)."""
+        return self._breakers.get(route)
+
+    # ------------------------------------------------------------------ the loop
+
+    def step(self, *, claim: bool = True) -> int:
+        """Record what completed, then claim and submit; how many messages it handled."""
+        handled = self.record_completed()
+        if claim:
+            room = self.options.max_in_flight - len(self._in_flight)
+            if room > 0:
+                handled += self.claim_and_submit(min(self.options.batch, room))
+        self._extend_leases()
+        return handled
+
+    def record_completed(self) -> int:
+        """Record every in-flight message whose parts all have an outcome."""
+        with self._lock:
+            ids = self._completed
+            self._completed = []
+        done = [self._in_flight[i] for i in dict.fromkeys(ids) if i in self._in_flight]
+        if not done:
+            return 0
+        for attempt in range(_UNRECORDED_RETRIES):
+            try:
+                restarts = self._ctx.write(lambda uow: self._record(uow, done))
+                break
+            except BharatSendError as e:
+                # A receipt ingested concurrently touched one of these messages, or
+                # the database blinked: read them again and redo the batch.
+                self.stats.record_failures += 1
+                _log.warning("dispatch: recording %d outcomes failed: %s", len(done), e.code)
+                if attempt == _UNRECORDED_RETRIES - 1:
+                    # Keep them in flight; the next step tries again, and if this
+                    # worker dies the leases run out and another resolves them.
+                    with self._lock:
+                        self._completed.extend(f.message.id for f in done)
+                    return 0
+        for flight in done:
+            self._in_flight.pop(flight.message.id, None)
+        for message, route, tried in restarts:
+            self._submit(message, route, tried)
+        return len(done)
+
+    def claim_and_submit(self, limit: int) -> int:
+        """Claim up to ``limit`` due rows, mark them submitting, and submit them."""
+        now = self._ctx.clock.now()
+        starts = self._ctx.write(lambda uow: self._claim(uow, now, limit))
+        for message, route in starts:
+            self._submit(message, route, [route.name])
+        return len(starts)
+
+    def drain(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds for in-flight outcomes and record them."""
+        deadline = self._ctx.clock.monotonic() + timeout
+        while self._in_flight and self._ctx.clock.monotonic() < deadline:
+            self.kick.wait(0.05)
+            self.kick.clear()
+            self.record_completed()
+        self.record_completed()
+
+    def release_all(self) -> int:
+        """Give back the leases of messages never recorded (shutdown); they are due now."""
+        now = self._ctx.clock.now()
+        rows = [(i, now) for i in self._in_flight]
+        if not rows:
+            return 0
+        self._in_flight.clear()
+        return self._ctx.write(lambda uow: uow.dispatch.release_many(rows, self.owner))
+
+    # ------------------------------------------------------------------ claiming
+
+    def _claim(
+        self, uow: UnitOfWork, now: datetime, limit: int
+    ) -> list[tuple[Message, RouteConfig]]:
+        claims = uow.dispatch.claim(self.owner, now, self.options.lease, limit)
+        if not claims:
+            return []
+        self.stats.claimed += len(claims)
+        stored = uow.messages.get_many([(c.tenant_id, c.message_id) for c in claims])
+        updates: list[Message] = []
+        settle: list[Message] = []
+        acks: list[str] = []
+        releases: list[tuple[str, datetime]] = []
+        starts: list[tuple[Message, RouteConfig]] = []
+        for claim in claims:
+            message = stored.get(claim.message_id)
+            if message is None or message.is_final or message.status is Status.SENT:
+                acks.append(claim.message_id)  # nothing left to send
+                continue
+            if claim.message_id in self._in_flight:
+                continue  # our own lease ran out while waiting; keep waiting
+            original = message
+            if message.status is Status.SUBMITTING:
+                message = self._recover(message, now)
+            if message.status in (Status.ACCEPTED, Status.RETRYING) and now >= message.expires_at:
+                message = message.apply(Expire(now))
+            if message.status in (Status.SENT, Status.FAILED):
+                self.stats.expired += message.status is Status.FAILED
+                updates.append(message)
+                settle.append(message)
+                acks.append(message.id)
+                continue
+            route = self._pick(message, exclude=())
+            if route is None:
+                if message is not original:
+                    updates.append(message)
+                releases.append((message.id, now + self.options.no_route_delay))
+                self._warn_no_route(message)
+                continue
+            message = message.apply(Claim(now, route.name))
+            updates.append(message)
+            starts.append((message, route))
+        uow.messages.update_many(updates)
+        settle_changed(uow, settle, now)
+        uow.dispatch.ack_many(acks, self.owner)
+        uow.dispatch.release_many(releases, self.owner)
+        return starts
+
+    def _recover(self, message: Message, now: datetime) -> Message:
+        """A message left ``submitting`` by a dead worker: its pending parts' fate is unknown."""
+        self.stats.unknown += 1
+        route = self._routes.get(message.route or "")
+        resend = route is None or self._resends(route, message)
+        retry_at = now if resend else None
+        for index in message.pending_part_indexes:
+            if message.status is not Status.SUBMITTING:
+                break
+            message = message.apply(OutcomeUnknown(now, index, retry_at))
+        return message
+
+    def _resends(self, route: RouteConfig, message: Message) -> bool:
+        try:
+            category = Category(message.category)
+        except ValueError:
+            return True
+        return category in route.connection.resend_unknown
+
+    def _pick(self, message: Message, exclude: Iterable[str]) -> RouteConfig | None:
+        options = self._failover(message, exclude)
+        return options[0] if options else None
+
+    def _failover(self, message: Message, exclude: Iterable[str]) -> list[RouteConfig]:
+        excluded = set(exclude)
+        usable: list[Route] = []
+        for config in self._routes.values():
+            carrier = self._carriers.get(config.name)
+            if config.name in excluded or carrier is None or not carrier.ready:
+                continue
+            usable.append(config.route)
+        if not usable:
+            return []
+        try:
+            category = Category(message.category)
+        except ValueError:
+            return []
+        operator = None
+        try:
+            operator = parse_phone(message.phone).operator
+        except BharatSendError:
+            operator = None
+        chosen = choose_routes(
+            usable,
+            category=category,
+            phone_e164=message.phone,
+            operator=operator,
+            sandbox=message.sandbox,
+            breakers=self._breakers,
+            now=self._ctx.clock.monotonic(),
+            pick=self._rng.random(),
+        )
+        return [self._routes[r.name] for r in chosen]
+
+    def _warn_no_route(self, message: Message) -> None:
+        if not self._warned_no_route:
+            self._warned_no_route = True
+            _log.warning(
+                "dispatch: no ready route serves %s (category %s, sandbox %s); "
+                "retrying until its validity ends",
+                message.id,
+                message.category,
+                message.sandbox,
+            )
+
+    # ------------------------------------------------------------------ submitting
+
+    def _submit(self, message: Message, route: RouteConfig, tried: list[str]) -> None:
+        carrier = self._carriers.get(route.name)
+        flight = _InFlight(message, route, [], tried)
+        now = self._ctx.clock.now()
+        try:
+            if carrier is None:
+                raise CarrierUnavailable(f"route {route.name!r} has no carrier")
+            flight.futures = list(carrier.submit(message, now=now))
+            self._breakers[route.name] = self._breaker(route.name).record_attempt(
+                self._ctx.clock.monotonic()
+            )
+        except InvalidArgument as e:
+            flight.wire_error = e.field or "message"
+            flight.futures = [
+                _done(PartOutcome(index=i, status_class=StatusClass.PERMANENT))
+                for i in message.pending_part_indexes
+            ]
+        except CarrierUnavailable:
+            flight.futures = [
+                _done(PartOutcome(index=i, status_class=StatusClass.SESSION))
+                for i in message.pending_part_indexes
+            ]
+        self.stats.submitted += 1
+        self._in_flight[message.id] = flight
+        self._watch(flight)
+
+    def _watch(self, flight: _InFlight) -> None:
+        remaining = [len(flight.futures)]
+        lock = threading.Lock()
+        message_id = flight.message.id
+
+        def on_done(_future: Future[PartOutcome]) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                with self._lock:
+                    self._completed.append(message_id)
+                self.kick.set()
+
+        if not flight.futures:
+            on_done(_done(PartOutcome(index=0)))
+            remaining[0] = 0
+            return
+        for future in flight.futures:
+            future.add_done_callback(on_done)
+
+    def _breaker(self, route: str) -> Breaker:
+        breaker = self._breakers.get(route)
+        if breaker is None:
+            options = self.options
+            breaker = Breaker(
+                failures_to_open=options.breaker_failures,
+                cooldown=options.breaker_cooldown,
+                window=options.breaker_window,
+            )
+        return breaker
+
+    def _route_result(self, route: str, ok: bool) -> None:
+        now = self._ctx.clock.monotonic()
+        breaker = self._breaker(route)
+        before = breaker.state(now)
+        breaker = breaker.record_success(now) if ok else breaker.record_failure(now)
+        self._breakers[route] = breaker
+        after = breaker.state(now)
+        if before != after:
+            _log.warning("route %s: breaker %s -> %s", route, before, after)
+
+    # ------------------------------------------------------------------ recording
+
+    def _record(
+        self, uow: UnitOfWork, done: Sequence[_InFlight]
+    ) -> list[tuple[Message, RouteConfig, list[str]]]:
+        now = self._ctx.clock.now()
+        fresh = uow.messages.get_many([(f.message.tenant_id, f.message.id) for f in done])
+        current: dict[str, Message] = {}
+        flights: dict[str, _InFlight] = {}
+        restarts: list[tuple[Message, RouteConfig, list[str]]] = []
+        for flight in done:
+            stored = fresh.get(flight.message.id)
+            if (
+                stored is None
+                or stored.status is not Status.SUBMITTING
+                or stored.attempts != flight.message.attempts
+            ):
+                # Another worker took it over after our lease ran out: its record wins.
+                continue
+            message, restart = self._outcome(stored, flight, now)
+            current[message.id] = message
+            flights[message.id] = flight
+            if restart is not None:
+                restarts.append((message, restart, [*flight.tried, restart.name]))
+        # Receipts that overtook these submit responses were parked; apply them now.
+        parked = [
+            receipt
+            for route, ids in _carrier_ids(current.values()).items()
+            for receipt in uow.receipts.parked(route, ids)
+        ]
+        if parked:
+            apply_receipts(uow, parked, current=current, lookup=_lookup_in(current))
+        messages = list(current.values())
+        uow.messages.update_many(messages)
+        settle_changed(uow, messages, now)
+        acks = [m.id for m in messages if m.status not in (Status.SUBMITTING, Status.RETRYING)]
+        releases = [
+            (m.id, m.next_attempt_at or now)
+            for m in messages
+            if m.status is Status.RETRYING and m.id not in {r[0].id for r in restarts}
+        ]
+        uow.dispatch.ack_many(acks, self.owner)
+        uow.dispatch.release_many(releases, self.owner)
+        for m in messages:
+            if m.status is Status.FAILED:
+                self.stats.failed += 1
+            elif m.status is Status.RETRYING:
+                self.stats.retried += 1
+            elif m.status is not Status.SUBMITTING:
+                self.stats.sent += 1
+        self.stats.failovers += len(restarts)
+        return restarts
+
+    def _outcome(
+        self, message: Message, flight: _InFlight, now: datetime
+    ) -> tuple[Message, RouteConfig | None]:
+        """Apply one attempt's part outcomes; the next route when failing over."""
+        route = flight.route
+        outcomes = [f.result() for f in flight.futures]
+        accepted = [o for o in outcomes if o.accepted]
+        unknown = [o for o in outcomes if o.unknown]
+        failed = [o for o in outcomes if not o.accepted and not o.unknown]
+        for o in accepted:
+            assert o.carrier_message_id is not None
+            message = message.apply(PartSubmitted(now, o.index, o.carrier_message_id))
+        if accepted:
+            self._route_result(route.name, True)
+        if unknown:
+            self.stats.unknown += len(unknown)
+            self._route_result(route.name, False)
+            resend = self._resends(route, message)
+            retry_at = now + self.options.unknown_resend_after if resend else None
+            for o in unknown:
+                if message.status is not Status.SUBMITTING:
+                    break
+                message = message.apply(OutcomeUnknown(now, o.index, retry_at))
+        if not failed or message.status is not Status.SUBMITTING:
+            return message, None
+        worst = next((o for o in failed if o.status_class is StatusClass.PERMANENT), failed[0])
+        status_class = worst.status_class or StatusClass.TRANSIENT
+        if status_class in (StatusClass.TRANSIENT, StatusClass.SESSION):
+            # A throttle means the route is alive but wants fewer submits (the
+            # session slows down); only real failures count against the breaker.
+            self._route_result(route.name, False)
+        carrier_code = _carrier_code(worst)
+        if flight.wire_error is not None:
+            code = "invalid_for_route"
+        elif status_class is StatusClass.PERMANENT:
+            code = "carrier_rejected"
+        else:
+            code = f"carrier_{status_class.value}"
+        others = self._failover(message, exclude=flight.tried)
+        action = after_failure(route.route, status_class, others_left=bool(others))
+        if action == "next_route":
+            message = message.apply(SubmitFailed(now, code, carrier_code, now))
+            if message.status is Status.RETRYING:
+                nxt = others[0]
+                message = message.apply(Claim(now, nxt.name))
+                return message, nxt
+            return message, None
+        if action == "retry_same_later":
+            retry_at = schedule_retry(message, now, self.options.retry, self._rng.random())
+            if retry_at is None:
+                give_up = (
+                    "attempts_exhausted"
+                    if message.attempts >= self.options.retry.max_attempts
+                    else "validity_expired"
+                )
+                return message.apply(SubmitFailed(now, give_up, carrier_code, None)), None
+            return message.apply(SubmitFailed(now, code, carrier_code, retry_at)), None
+        return message.apply(SubmitFailed(now, code, carrier_code, None)), None
+
+    # ------------------------------------------------------------------ leases
+
+    def _extend_leases(self) -> None:
+        now_m = self._ctx.clock.monotonic()
+        if not self._in_flight or now_m < self._next_extend:
+            return
+        self._next_extend = now_m + self.options.lease.total_seconds() / 3
+        until = self._ctx.clock.now() + self.options.lease
+        ids = list(self._in_flight)
+
+        def run(uow: UnitOfWork) -> list[str]:
+            return [i for i in ids if not uow.dispatch.extend(i, self.owner, until)]
+
+        try:
+            lost = self._ctx.write(run)
+        except BharatSendError as e:
+            _log.warning("dispatch: extending %d leases failed: %s", len(ids), e.code)
+            return
+        if lost:
+            _log.warning("dispatch: %d leases were lost (another worker may resend)", len(lost))
+
+
+def _done(outcome: PartOutcome) -> Future[PartOutcome]:
+    future: Future[PartOutcome] = Future()
+    future.set_result(outcome)
+    return future
+
+
+def _carrier_ids(messages: Iterable[Message]) -> dict[str, list[str]]:
+    ids: dict[str, list[str]] = {}
+    for message in messages:
+        for part in message.parts:
+            if part.route is not None and part.carrier_message_id is not None:
+                ids.setdefault(part.route, []).append(part.carrier_message_id)
+    return ids
+
+
+def _lookup_in(
+    messages: Mapping[str, Message],
+) -> Callable[[str, Sequence[str]], Mapping[str, tuple[Message, int]]]:
+    index: dict[tuple[str, str], tuple[str, int]] = {}
+    for message in messages.values():
+        for part in message.parts:
+            if part.route is not None and part.carrier_message_id is not None:
+                index[(part.route, part.carrier_message_id)] = (message.id, part.index)
+
+    def lookup(route: str, ids: Sequence[str]) -> Mapping[str, tuple[Message, int]]:
+        found: dict[str, tuple[Message, int]] = {}
+        for carrier_id in ids:
+            hit = index.get((route, carrier_id))
+            if hit is not None:
+                found[carrier_id] = (messages[hit[0]], hit[1])
+        return found
+
+    return lookup

@@ -1,0 +1,287 @@
+"""The delivery-receipt inbox: store, deduplicate, match, apply, settle.
+
+Every receipt is first written to the inbox under its unique key (route,
+carrier id, outcome), so a redelivered copy is a no-op even across workers.
+A receipt whose carrier id no part has yet (it overtook the submit response)
+stays *parked*; the dispatcher applies it when it records that response, and
+parked receipts older than ``park_window`` become *unknown*: kept for
+inspection, never dropped. Applying a receipt moves the part and the message
+(``Message.apply`` ignores late and duplicate ones), appends to the timeline
+and settles the ledger per the tenant's billing point, all in the same
+transaction as the inbox write. Only after that commit is the receipt
+acknowledged to the SMSC; if the commit fails the SMSC is asked to redeliver.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+
+from attrs import frozen
+
+from bharatsend_core.domain.errors import BharatSendError
+from bharatsend_core.domain.message import Message, PartReceipt
+from bharatsend_core.domain.tenants import BillingPoint
+from bharatsend_core.ports.carrier import CarrierReceipt
+from bharatsend_core.ports.storage import StoredReceipt, UnitOfWork
+from bharatsend_core.service.context import Context
+from bharatsend_core.service.ledger import settle_message
+
+__all__ = [
+    "IngestResult",
+    "Lookup",
+    "ReceiptInbox",
+    "apply_receipts",
+    "settle_changed",
+    "stored_receipt",
+]
+
+_log = logging.getLogger(__name__)
+
+#: ``lookup(route, carrier ids)`` -> {carrier id: (message, part index)}.
+Lookup = Callable[[str, Sequence[str]], Mapping[str, tuple[Message, int]]]
+
+
+def stored_receipt(item: CarrierReceipt) -> StoredReceipt:
+    """The inbox row for a receipt as it arrives (parked until matched)."""
+    receipt = item.receipt
+    return StoredReceipt(
+        route=item.route,
+        carrier_message_id=item.carrier_message_id,
+        outcome=receipt.outcome,
+        stat=receipt.stat[:16],
+        error_code=receipt.error_code if receipt.is_error else None,
+        received_at=item.received_at,
+        state="parked",
+        done_at=receipt.done_at,
+    )
+
+
+def apply_receipts(
+    uow: UnitOfWork,
+    receipts: Iterable[StoredReceipt],
+    *,
+    current: dict[str, Message],
+    lookup: Lookup,
+) -> int:
+    """Apply stored receipts whose carrier id a part has; return how many matched.
+
+    ``current`` holds the newest version of messages already touched in this
+    transaction and receives every message a receipt changed, so two
+    receipts for one message in one batch build on each other. Unmatched
+    receipts stay as they are (parked).
+    """
+    by_route: dict[str, list[StoredReceipt]] = {}
+    for receipt in receipts:
+        by_route.setdefault(receipt.route, []).append(receipt)
+    applied = 0
+    for route, items in by_route.items():
+        found = lookup(route, sorted({r.carrier_message_id for r in items}))
+        for receipt in items:
+            hit = found.get(receipt.carrier_message_id)
+            if hit is None:
+                continue
+            stored_message, index = hit
+            message = current.get(stored_message.id, stored_message)
+            message = message.apply(
+                PartReceipt(
+                    at=receipt.received_at,
+                    index=index,
+                    outcome=receipt.outcome,
+                    carrier_code=receipt.error_code,
+                )
+            )
+            current[message.id] = message
+            applied += 1
+            uow.receipts.resolve(
+                receipt,
+                state="applied",
+                tenant_id=message.tenant_id,
+                message_id=message.id,
+                part_index=index,
+            )
+    return applied
+
+
+def settle_changed(uow: UnitOfWork, messages: Iterable[Message], at: datetime) -> None:
+    """Settle each message's charge for its status (idempotent; tenants read once each)."""
+    billing: dict[str, BillingPoint] = {}
+    for message in messages:
+        point = billing.get(message.tenant_id)
+        if point is None:
+            tenant = uow.tenants.get(message.tenant_id)
+            point = tenant.billing_point if tenant is not None else BillingPoint.SUBMIT
+            billing[message.tenant_id] = point
+        settle_message(uow, message, point, at)
+
+
+@frozen
+class IngestResult:
+    """What one ingested batch did."""
+
+    stored: int
+    duplicates: int
+    applied: int
+    parked: int
+
+
+class ReceiptInbox:
+    """Receives receipts from carriers and ingests them in batches on its own thread.
+
+    Batching is what makes receipts cheap: one transaction for up to
+    ``batch`` receipts. The thread takes whatever has queued (waiting at most
+    ``linger`` seconds for more after the first), so at low rates a receipt
+    is stored within milliseconds.
+    """
+
+    def __init__(
+        self,
+        ctx: Context,
+        *,
+        batch: int = 500,
+        linger: float = 0.002,
+        park_window: timedelta = timedelta(hours=6),
+    ) -> None:
+        self._ctx = ctx
+        self.batch = batch
+        self.linger = linger
+        self.park_window = park_window
+        self._queue: queue.Queue[tuple[CarrierReceipt, Callable[[bool], None]] | None] = (
+            queue.Queue()
+        )
+        self._thread: threading.Thread | None = None
+        self._last_expiry: float | None = None
+        #: Counters for health checks.
+        self.ingested = 0
+        self.duplicates = 0
+        self.failures = 0
+
+    # ------------------------------------------------------------------ the sink
+
+    def sink(self, item: CarrierReceipt, done: Callable[[bool], None]) -> None:
+        """The carriers' receipt sink: queue it; ``done`` is called after the commit."""
+        self._queue.put((item, done))
+
+    @property
+    def backlog(self) -> int:
+        """Receipts queued and not yet stored."""
+        return self._queue.qsize()
+
+    # ------------------------------------------------------------------ ingesting
+
+    def ingest(self, items: Sequence[CarrierReceipt]) -> IngestResult:
+        """Store and apply a batch in one transaction; raises if it could not be stored."""
+        now = self._ctx.clock.now()
+        with self._ctx.storage.unit_of_work() as uow:
+            new: list[StoredReceipt] = []
+            for item in items:
+                stored = stored_receipt(item)
+                if uow.receipts.add(stored):
+                    new.append(stored)
+            current: dict[str, Message] = {}
+            applied = apply_receipts(
+                uow, new, current=current, lookup=uow.messages.find_by_carrier_ids
+            )
+            messages = [current[i] for i in sorted(current)]
+            uow.messages.update_many(messages)
+            settle_changed(uow, messages, now)
+            uow.commit()
+        return IngestResult(
+            stored=len(new),
+            duplicates=len(items) - len(new),
+            applied=applied,
+            parked=len(new) - applied,
+        )
+
+    def expire_parked(self) -> int:
+        """Give up on parked receipts older than ``park_window`` (kept as ``unknown``)."""
+        before = self._ctx.clock.now() - self.park_window
+
+        def run(uow: UnitOfWork) -> int:
+            return uow.receipts.expire_parked(before)
+
+        return self._ctx.write(run)
+
+    # ------------------------------------------------------------------ the thread
+
+    def start(self) -> None:
+        """Start the ingest thread."""
+        if self._thread is not None:
+            raise RuntimeError("the receipt inbox was already started")
+        self._thread = threading.Thread(target=self._run, name="receipt-inbox", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ingest what is queued, then stop the thread."""
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        running = True
+        while running:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            running = self._fill(batch)
+            self._process(batch)
+            self._maybe_expire()
+
+    def _fill(self, batch: list[tuple[CarrierReceipt, Callable[[bool], None]]]) -> bool:
+        """Add what is queued (waiting ``linger`` once); False when a stop was queued."""
+        waited = False
+        while len(batch) < self.batch:
+            try:
+                item = self._queue.get_nowait() if waited else self._queue.get(timeout=self.linger)
+            except queue.Empty:
+                if waited:
+                    return True
+                waited = True
+                continue
+            if item is None:
+                return False
+            batch.append(item)
+        return True
+
+    def _process(self, batch: Sequence[tuple[CarrierReceipt, Callable[[bool], None]]]) -> None:
+        try:
+            result = self.ingest([item for item, _done in batch])
+        except BharatSendError as e:
+            # Nothing was stored: ask the SMSC to send them again.
+            self.failures += 1
+            _log.warning("receipt inbox: batch of %d not stored: %s", len(batch), e.code)
+            ok = False
+        except Exception:
+            self.failures += 1
+            _log.exception("receipt inbox: batch of %d failed", len(batch))
+            ok = False
+        else:
+            ok = True
+            self.ingested += result.stored
+            self.duplicates += result.duplicates
+        for _item, done in batch:
+            try:
+                done(ok)
+            except Exception:  # pragma: no cover - a carrier's answer path failing
+                _log.exception("receipt inbox: acknowledging a receipt failed")
+
+    def _maybe_expire(self) -> None:
+        now = self._ctx.clock.monotonic()
+        if self._last_expiry is not None and now - self._last_expiry < 60.0:
+            return
+        self._last_expiry = now
+        try:
+            expired = self.expire_parked()
+        except BharatSendError as e:
+            _log.warning("receipt inbox: expiring parked receipts failed: %s", e.code)
+            return
+        if expired:
+            _log.warning(
+                "receipt inbox: %d parked receipts matched no part; kept as unknown", expired
+            )

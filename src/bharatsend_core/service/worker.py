@@ -1,0 +1,255 @@
+"""The worker: carriers, the receipt inbox and the dispatch loop, supervised.
+
+One :class:`Worker` per process (``bharatsend worker`` or
+``BharatSend.run_worker()``). It starts a carrier per enabled route, feeds
+their receipts to a :class:`~bharatsend_core.service.receipts.ReceiptInbox`,
+and runs the :class:`~bharatsend_core.service.dispatch.Dispatcher` loop on a
+thread that a supervisor restarts with backoff if it ever raises. New work
+wakes the loop at once (the storage's dispatch signal: in-process for
+SQLite, ``LISTEN/NOTIFY`` on PostgreSQL); retries due later wake it at their
+time; a slow poll covers writes from other processes on SQLite. Route
+changes in the database are picked up every ``reload_interval`` seconds.
+
+``stop()`` (SIGTERM/SIGINT in :meth:`Worker.run`) stops claiming, waits for
+in-flight submits, records them, gives back every lease, unbinds and lets
+the inbox store what it received: nothing is lost, nothing is left claimed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from types import FrameType
+
+from attrs import frozen
+
+from bharatsend_core.domain.errors import BharatSendError
+from bharatsend_core.domain.routing import RouteConfig
+from bharatsend_core.ports.carrier import Carrier, CarrierHealth
+from bharatsend_core.ports.storage import UnitOfWork
+from bharatsend_core.service.context import Context
+from bharatsend_core.service.dispatch import Dispatcher, DispatchOptions, DispatchStats
+from bharatsend_core.service.receipts import ReceiptInbox
+
+__all__ = ["CarrierFactory", "Worker", "WorkerHealth"]
+
+_log = logging.getLogger(__name__)
+
+#: Builds the carrier for a route (the facade passes the SMPP adapter).
+CarrierFactory = Callable[[RouteConfig], Carrier]
+
+
+@frozen
+class WorkerHealth:
+    """What a health endpoint reports for one worker."""
+
+    owner: str
+    running: bool
+    routes: tuple[CarrierHealth, ...]
+    in_flight: int
+    receipt_backlog: int
+    loop_restarts: int
+    stats: DispatchStats
+
+
+class Worker:
+    """A supervised dispatch worker; see the module docstring."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        carrier_factory: CarrierFactory,
+        *,
+        owner: str | None = None,
+        options: DispatchOptions | None = None,
+        extra_routes: Sequence[RouteConfig] = (),
+        poll_interval: float = 0.5,
+        reload_interval: float = 10.0,
+        park_window: timedelta = timedelta(hours=6),
+        bind_wait: float = 2.0,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
+        self._ctx = ctx
+        self._factory = carrier_factory
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self._extra = tuple(extra_routes)
+        self.poll_interval = poll_interval
+        self.reload_interval = reload_interval
+        self.bind_wait = bind_wait
+        self.inbox = ReceiptInbox(ctx, park_window=park_window)
+        self._carriers: dict[str, Carrier] = {}
+        self._configs: dict[str, RouteConfig] = {}
+        self.dispatcher = Dispatcher(ctx, {}, (), owner=self.owner, options=options)
+        self._stopping = threading.Event()
+        self._stopped = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._started = False
+        self.loop_restarts = 0
+        self._next_reload = 0.0
+        self._on_stop = on_stop
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> Worker:
+        """Start carriers, the inbox and the loop; returns once routes had ``bind_wait`` to bind."""
+        if self._started:
+            raise RuntimeError("the worker was already started")
+        self._started = True
+        self.inbox.start()
+        self._reload()
+        deadline = self._ctx.clock.monotonic() + self.bind_wait
+        while self._ctx.clock.monotonic() < deadline and not all(
+            c.ready for c in self._carriers.values()
+        ):
+            self._stopping.wait(0.01)
+        for target, name in ((self._supervise, "dispatch-loop"), (self._wake, "dispatch-wake")):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def run(self, *, install_signals: bool = True) -> None:
+        """Start, block until SIGTERM/SIGINT (or :meth:`stop`), then shut down cleanly."""
+        if install_signals and threading.current_thread() is threading.main_thread():
+
+            def on_signal(signum: int, _frame: FrameType | None) -> None:
+                _log.info("worker %s: signal %d, draining", self.owner, signum)
+                self._stopping.set()
+                self.dispatcher.kick.set()
+
+            signal.signal(signal.SIGTERM, on_signal)
+            signal.signal(signal.SIGINT, on_signal)
+        if not self._started:
+            self.start()
+        self._stopping.wait()
+        self.stop()
+
+    def stop(self, drain_timeout: float = 10.0) -> None:
+        """Drain in-flight submits, record them, give back leases, unbind; idempotent."""
+        self._stopping.set()
+        self.dispatcher.kick.set()
+        self._ctx.storage.wake_dispatch()
+        for thread in self._threads:
+            thread.join()
+        self._threads.clear()
+        if self._stopped.is_set():
+            return
+        self._stopped.set()
+        self.dispatcher.drain(drain_timeout)
+        for carrier in self._carriers.values():
+            carrier.stop(drain_timeout)
+        self.dispatcher.drain(1.0)  # the outcomes stopping resolved (unknown / not sent)
+        try:
+            self.dispatcher.release_all()
+        except BharatSendError as e:
+            _log.warning("worker %s: releasing leases failed (%s); they expire", self.owner, e.code)
+        self.inbox.stop()
+        if self._on_stop is not None:
+            self._on_stop()
+
+    @property
+    def running(self) -> bool:
+        """True between start and stop."""
+        return self._started and not self._stopping.is_set()
+
+    def health(self) -> WorkerHealth:
+        """Routes, backlog and counters."""
+        return WorkerHealth(
+            owner=self.owner,
+            running=self.running,
+            routes=tuple(c.health() for c in self._carriers.values()),
+            in_flight=self.dispatcher.in_flight,
+            receipt_backlog=self.inbox.backlog,
+            loop_restarts=self.loop_restarts,
+            stats=self.dispatcher.stats,
+        )
+
+    def carrier(self, route: str) -> Carrier | None:
+        """The running carrier of a route (tests and health checks)."""
+        return self._carriers.get(route)
+
+    # ------------------------------------------------------------------ threads
+
+    def _supervise(self) -> None:
+        delay = 0.1
+        while not self._stopping.is_set():
+            try:
+                self._loop()
+                return
+            except Exception:
+                self.loop_restarts += 1
+                _log.exception("worker %s: dispatch loop failed; restarting", self.owner)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _loop(self) -> None:
+        dispatcher = self.dispatcher
+        while not self._stopping.is_set():
+            if self._ctx.clock.monotonic() >= self._next_reload:
+                self._reload()
+            dispatcher.kick.clear()
+            try:
+                handled = dispatcher.step()
+            except BharatSendError as e:
+                # The database is down: wait a little and try again (leases protect us).
+                _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
+                self._stopping.wait(self.poll_interval)
+                continue
+            if handled:
+                continue
+            dispatcher.kick.wait(self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        """Until the next retry is due, at most ``poll_interval``."""
+        try:
+            due = self._ctx.read(lambda uow: uow.dispatch.next_due())
+        except BharatSendError:
+            return self.poll_interval
+        if due is None:
+            return self.poll_interval
+        wait = (due - self._ctx.clock.now()).total_seconds()
+        return min(self.poll_interval, max(0.0, wait))
+
+    def _wake(self) -> None:
+        storage = self._ctx.storage
+        while not self._stopping.is_set():
+            try:
+                if storage.wait_for_dispatch(1.0):
+                    self.dispatcher.kick.set()
+            except Exception:  # pragma: no cover - the signal is an optimisation
+                _log.exception("worker %s: dispatch wake-up failed", self.owner)
+                self._stopping.wait(self.poll_interval)
+
+    # ------------------------------------------------------------------ routes
+
+    def _reload(self) -> None:
+        """Start carriers for new or changed routes, stop those disabled or removed."""
+        self._next_reload = self._ctx.clock.monotonic() + self.reload_interval
+        try:
+            stored = self._ctx.read(_list_routes)
+        except BharatSendError as e:
+            _log.warning("worker %s: reading routes failed: %s", self.owner, e.code)
+            return
+        wanted = {r.name: r for r in (*stored, *self._extra) if r.route.enabled}
+        for name in list(self._carriers):
+            if wanted.get(name) != self._configs.get(name):
+                carrier = self._carriers.pop(name)
+                self._configs.pop(name, None)
+                _log.info("worker %s: route %s removed or changed; stopping it", self.owner, name)
+                carrier.stop(5.0)
+        for name, config in wanted.items():
+            if name not in self._carriers:
+                carrier = self._factory(config)
+                carrier.start(self.inbox.sink)
+                self._carriers[name] = carrier
+                self._configs[name] = config
+        self.dispatcher.set_routes(list(self._configs.values()), self._carriers)
+
+
+def _list_routes(uow: UnitOfWork) -> Sequence[RouteConfig]:
+    return uow.routes.list()

@@ -1,0 +1,371 @@
+"""The dispatcher and the receipt inbox, stepped by hand on memory storage with a fake clock.
+
+Memory carriers answer at once, so every test is deterministic: a step
+records what completed, then claims and submits. The SMPP path is covered
+over TCP in tests/integration/test_dispatch.py.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+
+import pytest
+
+from bharatsend_core import BharatSend
+from bharatsend_core.adapters.memory.carrier import MemoryCarrier
+from bharatsend_core.domain.ledger import Phase, TransferKind, message_transfer_id
+from bharatsend_core.domain.message import FailureReason, Message, ReceiptOutcome, Status
+from bharatsend_core.domain.routing import BreakerState, Connection, Route, RouteConfig
+from bharatsend_core.service.context import Context
+from bharatsend_core.service.dispatch import Dispatcher, DispatchOptions
+from bharatsend_core.service.receipts import ReceiptInbox
+from bharatsend_core.testing import FakeClock, SequentialIds
+
+from .world import NOON_IST, OTP_TEMPLATE, OTP_TEXT, PEPPER, World, make_world
+
+PRICE = 25  # paise per segment on the default rate card
+
+
+def config(name: str, *, priority: int = 0, **route: object) -> RouteConfig:
+    return RouteConfig(
+        Route(name=name, priority=priority, **route),  # type: ignore[arg-type]
+        Connection(host="127.0.0.1", port=2775, system_id="bsend", password="secret"),
+    )
+
+
+class Rig:
+    """A world, memory carriers for its routes, a dispatcher and an inbox, all on one fake clock."""
+
+    def __init__(self, world: World, *routes: RouteConfig, **options: object) -> None:
+        self.world = world
+        self.bs = world.bs
+        self.clock = world.clock
+        self.ctx = Context(self.bs.storage, self.clock, SequentialIds(7), self.bs.settings)
+        self.carriers = {
+            r.name: MemoryCarrier(r.name, clock=self.clock, receipt_outcome=None) for r in routes
+        }
+        self.inbox = ReceiptInbox(self.ctx)
+        for carrier in self.carriers.values():
+            carrier.start(lambda item, done: self.received.append((item, done)))
+        self.received: list[tuple[object, object]] = []
+        self.dispatcher = self.make_dispatcher("w1", routes, **options)
+
+    def make_dispatcher(
+        self, owner: str, routes: tuple[RouteConfig, ...], **options: object
+    ) -> Dispatcher:
+        opts = DispatchOptions(lease=timedelta(seconds=30), **options)  # type: ignore[arg-type]
+        return Dispatcher(self.ctx, self.carriers, routes, owner=owner, options=opts)
+
+    def send(self, **kwargs: object) -> str:
+        args: dict[str, object] = {
+            "phone_number": "+919812345678",
+            "content": OTP_TEXT,
+            "dlt_template_id": OTP_TEMPLATE,
+        }
+        args.update(kwargs)
+        return self.bs.send(self.world.tenant_id, **args).id  # type: ignore[arg-type]
+
+    def message(self, message_id: str) -> Message:
+        return self.bs.get_message(self.world.tenant_id, message_id)
+
+    def run(self, steps: int = 3) -> None:
+        for _ in range(steps):
+            self.dispatcher.step()
+
+    def receipt(
+        self, route: str, carrier_id: str, outcome: ReceiptOutcome, err: str = "000"
+    ) -> None:
+        carrier = self.carriers[route]
+        carrier.send_receipt(carrier_id, outcome, err)
+        deadline = time.monotonic() + 2
+        while not self.received and time.monotonic() < deadline:
+            time.sleep(0.001)
+        items = list(self.received)
+        self.received.clear()
+        self.inbox.ingest([item for item, _ in items])  # type: ignore[misc]
+
+    def kinds(self, message_id: str) -> list[str]:
+        return [e.kind for e in self.message(message_id).timeline]
+
+    def charges(self, message_id: str) -> dict[TransferKind, int]:
+        out: dict[TransferKind, int] = {}
+        for phase in Phase:
+            t = self.ctx.read(
+                lambda uow, p=phase: uow.ledger.get(message_transfer_id(message_id, p))
+            )
+            if t is not None:
+                out[t.kind] = t.amount
+        return out
+
+    def depth(self) -> int:
+        return self.ctx.read(lambda uow: uow.dispatch.depth(self.clock.now() + timedelta(days=1)))
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    clock = FakeClock(NOON_IST)
+    bs = BharatSend.in_memory(clock=clock, ids=SequentialIds(), key_pepper=PEPPER)
+    yield make_world(bs, clock)
+    bs.close()
+
+
+def test_happy_path_is_sent_then_delivered_and_charged_at_submit(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    message_id = rig.send()
+    rig.run()
+    sent = rig.message(message_id)
+    assert sent.status is Status.SENT
+    assert sent.route == "agg1"
+    assert sent.attempts == 1
+    part = sent.parts[0]
+    assert part.route == "agg1"
+    assert part.carrier_message_id == "mem-agg1-1"
+    assert rig.charges(message_id) == {TransferKind.RESERVE: PRICE, TransferKind.POST: PRICE}
+    assert rig.depth() == 0
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.DELIVERED)
+    delivered = rig.message(message_id)
+    assert delivered.status is Status.DELIVERED
+    assert rig.kinds(message_id) == [
+        "accepted", "claimed", "part_submitted", "sent", "receipt", "delivered",
+    ]  # fmt: skip
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_delivery_billing_posts_on_delivery_and_voids_a_failed_delivery(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    rig.bs.set_billing_point(world.tenant_id, "delivery")
+    ok, bad = rig.send(), rig.send()
+    rig.run()
+    assert rig.charges(ok) == {TransferKind.RESERVE: PRICE}  # not yet: billed on delivery
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.DELIVERED)
+    rig.receipt("agg1", "mem-agg1-2", ReceiptOutcome.UNDELIVERED, "001")
+    assert rig.charges(ok) == {TransferKind.RESERVE: PRICE, TransferKind.POST: PRICE}
+    assert rig.charges(bad) == {TransferKind.RESERVE: PRICE, TransferKind.VOID: PRICE}
+    failed = rig.message(bad)
+    assert failed.status is Status.UNDELIVERED
+    assert failed.parts[0].error_code == "001"
+    assert rig.bs.balance(world.tenant_id).available_paise == 10_000 - PRICE
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_rejected_after_a_submit_charge_is_refunded(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    message_id = rig.send()
+    rig.run()
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.REJECTED, "633")
+    assert rig.message(message_id).status is Status.REJECTED
+    assert rig.charges(message_id) == {
+        TransferKind.RESERVE: PRICE, TransferKind.POST: PRICE, TransferKind.REFUND: PRICE,
+    }  # fmt: skip
+    assert rig.bs.balance(world.tenant_id).available_paise == 10_000
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_duplicate_and_out_of_order_receipts_change_nothing(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    message_id = rig.send()
+    rig.run()
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.DELIVERED)
+    before = rig.message(message_id)
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.DELIVERED)  # the SMSC redelivered it
+    assert rig.message(message_id) == before  # deduplicated in the inbox: not even recorded
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.ENROUTE)  # an old intermediate one
+    after = rig.message(message_id)
+    assert after.status is Status.DELIVERED
+    assert after.timeline[-1].kind == "receipt_ignored"
+    assert rig.charges(message_id)[TransferKind.POST] == PRICE
+
+
+def test_a_receipt_before_the_submit_response_is_parked_then_applied(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    # The receipt for the id the carrier will hand out arrives first.
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.DELIVERED)
+    parked = rig.ctx.read(lambda uow: uow.receipts.list(state="parked"))
+    assert [r.carrier_message_id for r in parked] == ["mem-agg1-1"]
+    message_id = rig.send()
+    rig.run()
+    assert rig.message(message_id).status is Status.DELIVERED
+    assert rig.ctx.read(lambda uow: uow.receipts.list(state="parked")) == []
+    [applied] = rig.bs.message_receipts(world.tenant_id, message_id)
+    assert applied.state == "applied"
+    assert applied.part_index == 0
+
+
+def test_a_receipt_nobody_claims_is_kept_as_unknown(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    rig.receipt("agg1", "never-sent", ReceiptOutcome.DELIVERED)
+    rig.clock.advance(timedelta(hours=7))
+    assert rig.inbox.expire_parked() == 1
+    [kept] = rig.bs.unmatched_receipts()
+    assert kept.carrier_message_id == "never-sent"
+    assert kept.state == "unknown"
+
+
+def test_transient_failure_fails_over_to_the_next_route_at_once(world: World) -> None:
+    rig = Rig(world, config("agg1"), config("agg2", priority=1))
+    rig.carriers["agg1"].script("transient")
+    message_id = rig.send()
+    rig.run()
+    message = rig.message(message_id)
+    assert message.status is Status.SENT
+    assert message.route == "agg2"
+    assert message.attempts == 2
+    assert rig.kinds(message_id) == [
+        "accepted", "claimed", "submit_failed", "retry_scheduled", "claimed",
+        "part_submitted", "sent",
+    ]  # fmt: skip
+    assert rig.dispatcher.stats.failovers == 1
+
+
+def test_permanent_failure_fails_the_message_and_voids_its_charge(world: World) -> None:
+    rig = Rig(world, config("agg1"), config("agg2", priority=1))
+    rig.carriers["agg1"].script("permanent")
+    message_id = rig.send()
+    rig.run()
+    message = rig.message(message_id)
+    assert message.status is Status.FAILED
+    assert message.error is not None
+    assert message.error.code == "carrier_rejected"
+    assert message.error.carrier_code == "0x0000000b"
+    assert rig.charges(message_id) == {TransferKind.RESERVE: PRICE, TransferKind.VOID: PRICE}
+    assert rig.depth() == 0
+
+
+def test_permanent_failure_is_retried_elsewhere_when_the_route_allows(world: World) -> None:
+    rig = Rig(world, config("agg1", retry_permanent_elsewhere=True), config("agg2", priority=1))
+    rig.carriers["agg1"].script("permanent")
+    message_id = rig.send()
+    rig.run()
+    assert rig.message(message_id).route == "agg2"
+    assert rig.message(message_id).status is Status.SENT
+
+
+def test_a_lone_route_retries_later_with_backoff(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    rig.carriers["agg1"].script("throttled")
+    message_id = rig.send()
+    rig.run()
+    message = rig.message(message_id)
+    assert message.status is Status.RETRYING
+    assert message.next_attempt_at is not None
+    wait = message.next_attempt_at - rig.clock.now()
+    assert timedelta(seconds=1) <= wait <= timedelta(seconds=2)
+    rig.run()
+    assert rig.message(message_id).status is Status.RETRYING  # not due yet
+    rig.clock.advance(wait)
+    rig.run()
+    assert rig.message(message_id).status is Status.SENT
+    assert rig.message(message_id).attempts == 2
+
+
+def test_the_breaker_opens_after_repeated_failures_and_probes_after_cooldown(world: World) -> None:
+    rig = Rig(
+        world,
+        config("agg1"),
+        config("agg2", priority=1),
+        breaker_failures=3,
+        breaker_cooldown=30.0,
+    )
+    rig.carriers["agg1"].script("transient", "transient", "transient")
+    first = [rig.send() for _ in range(3)]
+    rig.run()
+    assert all(rig.message(m).route == "agg2" for m in first)
+    breaker = rig.dispatcher.breaker("agg1")
+    assert breaker is not None
+    assert breaker.state(rig.clock.monotonic()) == "open"
+    second = rig.send()
+    rig.run()
+    assert rig.message(second).attempts == 1  # straight to agg2: agg1 is not even tried
+    assert rig.message(second).route == "agg2"
+    rig.clock.advance(31)
+    probe = rig.send()
+    rig.run()
+    assert rig.message(probe).route == "agg1"  # the probe went through and succeeded
+    state: BreakerState = rig.dispatcher.breaker("agg1").state(rig.clock.monotonic())  # type: ignore[union-attr]
+    assert state == "closed"
+
+
+def test_a_message_past_its_validity_fails_before_submit_and_is_voided(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    rig.carriers["agg1"].ready = False  # the route is down: nothing can go
+    message_id = rig.send(validity_seconds=60)
+    rig.run()
+    assert rig.message(message_id).status is Status.ACCEPTED  # released, waiting for a route
+    rig.clock.advance(61)
+    rig.run()
+    message = rig.message(message_id)
+    assert message.status is Status.FAILED
+    assert message.error is not None
+    assert message.error.code == "expired_before_submit"
+    assert message.error.reason is FailureReason.VALIDITY_EXPIRED
+    assert rig.charges(message_id) == {TransferKind.RESERVE: PRICE, TransferKind.VOID: PRICE}
+    assert rig.carriers["agg1"].submits == []
+
+
+def test_an_unanswered_otp_is_resent_and_flagged_possible_duplicate(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    rig.carriers["agg1"].script("unknown")
+    message_id = rig.send()
+    rig.run()
+    assert rig.message(message_id).status is Status.RETRYING
+    rig.clock.advance(1)
+    rig.run()
+    message = rig.message(message_id)
+    assert message.status is Status.SENT
+    assert message.possible_duplicate
+    assert "outcome_unknown" in rig.kinds(message_id)
+
+
+def test_an_unanswered_promotional_part_is_assumed_submitted(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    rig.carriers["agg1"].script("unknown")
+    message_id = rig.send()
+    # Reconfigure the route so transactional unknowns are not resent.
+    route = config("agg1")
+    quiet = RouteConfig(route.route, Connection(
+        host="127.0.0.1", port=2775, system_id="bsend", password="secret", resend_unknown=(),
+    ))  # fmt: skip
+    rig.dispatcher.set_routes([quiet], rig.carriers)
+    rig.run()
+    message = rig.message(message_id)
+    assert message.status is Status.SENT
+    assert message.parts[0].outcome_unknown
+    assert not message.possible_duplicate
+
+
+def test_a_crashed_workers_submitting_message_is_recovered_by_another(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    message_id = rig.send()
+    # Worker 1 claims and marks the message submitting, then dies before any outcome.
+    dead = rig.make_dispatcher("dead", (config("agg1"),))
+    dead.claim_and_submit(10)
+    assert rig.message(message_id).status is Status.SUBMITTING
+    survivor = rig.make_dispatcher("w2", (config("agg1"),))
+    survivor.step()
+    assert rig.message(message_id).status is Status.SUBMITTING  # still leased by "dead"
+    rig.clock.advance(31)  # the lease runs out
+    for _ in range(3):
+        survivor.step()
+    message = rig.message(message_id)
+    assert message.status is Status.SENT
+    assert message.possible_duplicate  # the dead worker may have written the PDU
+    assert message.attempts == 2
+    assert rig.charges(message_id) == {TransferKind.RESERVE: PRICE, TransferKind.POST: PRICE}
+
+
+def test_no_route_for_the_category_keeps_the_message_queued(world: World) -> None:
+    rig = Rig(world, config("promo_only", categories=["promotional"]))
+    message_id = rig.send()
+    rig.run()
+    assert rig.message(message_id).status is Status.ACCEPTED
+    assert rig.depth() == 1
+
+
+def test_sandbox_messages_only_reach_sandbox_routes(world: World) -> None:
+    rig = Rig(world, config("live"), config("sandbox", sandbox=True))
+    live, test = rig.send(), rig.send(sandbox=True)
+    rig.run()
+    assert rig.message(live).route == "live"
+    assert rig.message(test).route == "sandbox"
