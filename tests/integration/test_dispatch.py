@@ -293,11 +293,9 @@ def test_a_dropped_link_with_submits_in_flight_resends_and_flags_duplicates(stac
     sim = stack.sim(behaviour=Behaviour(drop_after=3))
     stack.route("agg1", sim)
     worker = stack.worker()
+    # Each connection answers 3 submits and drops on the 4th: 6 messages need a
+    # drop with a submit in flight, a reconnect, and a resend.
     ids = [stack.send() for _ in range(6)]
-    deadline = time.monotonic() + WAIT
-    while len(sim.submits) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    sim.behaviour = Behaviour()  # the SMSC is healthy again after the drop
     messages = stack.wait_final(ids)
     assert all(m.status is Status.DELIVERED for m in messages)
     flagged = [m for m in messages if m.possible_duplicate]
@@ -490,10 +488,8 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_charges_once(stack: Stack) 
     for m in messages:
         assert stack.charges(m.id) == {TransferKind.RESERVE: 25, TransferKind.POST: 25}
     # Only a message whose submit may have been written before the kill can go twice.
-    submitted = [s.text for s in sim.submits]
-    assert len(submitted) - len(ids) == sum(m.possible_duplicate for m in messages) or len(
-        submitted
-    ) - len(ids) <= sum(m.possible_duplicate for m in messages)
+    extra_submits = len(sim.submits) - len(ids)
+    assert 0 <= extra_submits <= sum(m.possible_duplicate for m in messages)
     assert stack.bs.reconcile(stack.tenant).ok
 
 

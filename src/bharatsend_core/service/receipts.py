@@ -144,8 +144,11 @@ class ReceiptInbox:
         batch: int = 500,
         linger: float = 0.002,
         park_window: timedelta = timedelta(hours=6),
+        sweep_interval: float = 0.5,
     ) -> None:
         self._ctx = ctx
+        self.sweep_interval = sweep_interval
+        self._last_sweep = 0.0
         self.batch = batch
         self.linger = linger
         self.park_window = park_window
@@ -196,6 +199,31 @@ class ReceiptInbox:
             parked=len(new) - applied,
         )
 
+    def retry_parked(self, limit: int = 500) -> int:
+        """Match the newest parked receipts again; how many were applied.
+
+        On PostgreSQL a receipt can be parked by one transaction while the
+        transaction recording its submit response commits at the same moment
+        (neither sees the other's rows); this sweep closes that gap within
+        ``sweep_interval``.
+        """
+        now = self._ctx.clock.now()
+        with self._ctx.storage.unit_of_work() as uow:
+            parked = uow.receipts.list(state="parked", limit=limit)
+            if not parked:
+                return 0
+            current: dict[str, Message] = {}
+            applied = apply_receipts(
+                uow, parked, current=current, lookup=uow.messages.find_by_carrier_ids
+            )
+            if not applied:
+                return 0
+            messages = [current[i] for i in sorted(current)]
+            uow.messages.update_many(messages)
+            settle_changed(uow, messages, now)
+            uow.commit()
+        return applied
+
     def expire_parked(self) -> int:
         """Give up on parked receipts older than ``park_window`` (kept as ``unknown``)."""
         before = self._ctx.clock.now() - self.park_window
@@ -225,13 +253,17 @@ class ReceiptInbox:
     def _run(self) -> None:
         running = True
         while running:
-            first = self._queue.get()
+            try:
+                first = self._queue.get(timeout=self.sweep_interval)
+            except queue.Empty:
+                self._sweep()
+                continue
             if first is None:
                 return
             batch = [first]
             running = self._fill(batch)
             self._process(batch)
-            self._maybe_expire()
+            self._sweep()
 
     def _fill(self, batch: list[tuple[CarrierReceipt, Callable[[bool], None]]]) -> bool:
         """Add what is queued (waiting ``linger`` once); False when a stop was queued."""
@@ -270,6 +302,19 @@ class ReceiptInbox:
                 done(ok)
             except Exception:  # pragma: no cover - a carrier's answer path failing
                 _log.exception("receipt inbox: acknowledging a receipt failed")
+
+    def _sweep(self) -> None:
+        """Retry parked receipts every ``sweep_interval``; expire old ones every minute."""
+        now = self._ctx.clock.monotonic()
+        if now - self._last_sweep >= self.sweep_interval:
+            self._last_sweep = now
+            try:
+                self.retry_parked()
+            except BharatSendError as e:
+                _log.warning("receipt inbox: retrying parked receipts failed: %s", e.code)
+            except Exception:
+                _log.exception("receipt inbox: retrying parked receipts failed")
+        self._maybe_expire()
 
     def _maybe_expire(self) -> None:
         now = self._ctx.clock.monotonic()
