@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
@@ -251,6 +252,18 @@ class ReceiptInbox:
         self._thread = None
 
     def _run(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                self._serve()
+                return
+            except Exception:
+                # A bug must not silence the inbox: receipts would queue unanswered.
+                _log.exception("receipt inbox: ingest loop failed; restarting")
+                time.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    def _serve(self) -> None:
         running = True
         while running:
             try:

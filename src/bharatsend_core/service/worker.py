@@ -54,6 +54,7 @@ class WorkerHealth:
     in_flight: int
     receipt_backlog: int
     loop_restarts: int
+    carrier_restarts: int
     stats: DispatchStats
 
 
@@ -90,6 +91,8 @@ class Worker:
         self._threads: list[threading.Thread] = []
         self._started = False
         self.loop_restarts = 0
+        #: Carriers restarted because they stopped on their own.
+        self.carrier_restarts = 0
         self._next_reload = 0.0
         self._on_stop = on_stop
 
@@ -166,6 +169,7 @@ class Worker:
             in_flight=self.dispatcher.in_flight,
             receipt_backlog=self.inbox.backlog,
             loop_restarts=self.loop_restarts,
+            carrier_restarts=self.carrier_restarts,
             stats=self.dispatcher.stats,
         )
 
@@ -228,7 +232,7 @@ class Worker:
     # ------------------------------------------------------------------ routes
 
     def _reload(self) -> None:
-        """Start carriers for new or changed routes, stop those disabled or removed."""
+        """Start carriers for new or changed routes (and dead ones), stop disabled or removed."""
         self._next_reload = self._ctx.clock.monotonic() + self.reload_interval
         try:
             stored = self._ctx.read(_list_routes)
@@ -237,11 +241,18 @@ class Worker:
             return
         wanted = {r.name: r for r in (*stored, *self._extra) if r.route.enabled}
         for name in list(self._carriers):
+            carrier = self._carriers[name]
             if wanted.get(name) != self._configs.get(name):
-                carrier = self._carriers.pop(name)
-                self._configs.pop(name, None)
                 _log.info("worker %s: route %s removed or changed; stopping it", self.owner, name)
-                carrier.stop(5.0)
+            elif carrier.health().state == "stopped":
+                # Its I/O thread died (a bug, never a network fault: those reconnect).
+                self.carrier_restarts += 1
+                _log.error("worker %s: route %s stopped unexpectedly; restarting", self.owner, name)
+            else:
+                continue
+            del self._carriers[name]
+            self._configs.pop(name, None)
+            carrier.stop(5.0)
         for name, config in wanted.items():
             if name not in self._carriers:
                 carrier = self._factory(config)

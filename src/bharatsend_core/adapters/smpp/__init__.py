@@ -3,6 +3,7 @@ local SMSC simulator."""
 
 from __future__ import annotations
 
+from bharatsend_core.adapters.smpp.carrier import SmppCarrier
 from bharatsend_core.adapters.smpp.session import (
     ReceiptPdu,
     SmppSession,
@@ -34,6 +35,7 @@ __all__ = [
     "ReceivedSubmit",
     "Recorded",
     "SentReceipt",
+    "SmppCarrier",
     "SmppSession",
     "SmscSimulator",
     "SubmitFuture",

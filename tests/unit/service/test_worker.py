@@ -1,0 +1,138 @@
+"""The supervised worker on memory storage with memory carriers: threads, wake-ups, restarts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from bharatsend_core import BharatSend
+from bharatsend_core.adapters.memory.carrier import MemoryCarrier
+from bharatsend_core.adapters.system import SystemClock
+from bharatsend_core.domain.message import Status
+from bharatsend_core.domain.routing import RouteConfig
+from bharatsend_core.ports.carrier import Carrier
+from bharatsend_core.service.worker import Worker
+
+from .world import OTP_TEMPLATE, OTP_TEXT, PEPPER, World, make_world
+
+WAIT = 5.0
+
+
+@pytest.fixture
+def world() -> Iterator[World]:
+    bs = BharatSend.in_memory(key_pepper=PEPPER)
+    yield make_world(bs, None)  # type: ignore[arg-type]
+    bs.close()
+
+
+class Factory:
+    """Builds memory carriers and remembers them."""
+
+    def __init__(self) -> None:
+        self.made: list[MemoryCarrier] = []
+
+    def __call__(self, config: RouteConfig) -> Carrier:
+        carrier = MemoryCarrier(config.name, clock=SystemClock())
+        self.made.append(carrier)
+        return carrier
+
+
+def until(check: Callable[[], bool], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def start(world: World, factory: Factory, **options: Any) -> Worker:
+    world.bs.add_route("agg1", host="127.0.0.1", port=2775, system_id="bsend", password="secret")
+    options.setdefault("poll_interval", 0.05)
+    return world.bs.worker(carrier_factory=factory, sandbox_carrier=False, **options).start()
+
+
+def send(world: World) -> str:
+    return world.bs.send(
+        world.tenant_id,
+        phone_number="+919812345678",
+        content=OTP_TEXT,
+        dlt_template_id=OTP_TEMPLATE,
+    ).id
+
+
+def status(world: World, message_id: str) -> Status:
+    return world.bs.get_message(world.tenant_id, message_id).status
+
+
+def test_an_accepted_message_is_delivered_by_a_running_worker(world: World) -> None:
+    factory = Factory()
+    worker = start(world, factory)
+    try:
+        message_id = send(world)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
+        health = worker.health()
+        assert health.running
+        assert [r.route for r in health.routes] == ["agg1"]
+        assert health.stats.sent == 1
+        assert health.receipt_backlog == 0
+    finally:
+        worker.stop()
+    assert not worker.health().running
+    assert world.bs.reconcile(world.tenant_id).ok
+
+
+def test_a_carrier_that_died_is_restarted_at_the_next_reload(world: World) -> None:
+    factory = Factory()
+    worker = start(world, factory, reload_interval=0.05)
+    try:
+        factory.made[0].stop(0.1)  # as if its I/O thread had crashed
+        until(lambda: len(factory.made) == 2)
+        assert worker.carrier("agg1") is factory.made[1]
+        assert worker.health().carrier_restarts == 1
+        message_id = send(world)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
+    finally:
+        worker.stop()
+
+
+def test_a_crashing_loop_is_restarted_with_backoff(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory = Factory()
+    worker = start(world, factory)
+    try:
+        real = worker.dispatcher.step
+        calls = {"n": 0}
+
+        def flaky(**kwargs: Any) -> int:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("a bug")
+            return real(**kwargs)
+
+        monkeypatch.setattr(worker.dispatcher, "step", flaky)
+        worker.dispatcher.kick.set()
+        message_id = send(world)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
+        assert worker.health().loop_restarts == 1
+    finally:
+        worker.stop()
+
+
+def test_stop_is_idempotent_and_leaves_nothing_claimed(world: World) -> None:
+    factory = Factory()
+    worker = start(world, factory)
+    factory.made[0].ready = False  # the route goes down: messages wait in the queue
+    ids = [send(world) for _ in range(3)]
+    worker.stop()
+    worker.stop()
+    assert {status(world, i) for i in ids} == {Status.ACCEPTED}
+    with world.bs.storage.unit_of_work() as uow:
+        from datetime import UTC, datetime, timedelta
+
+        claimed = uow.dispatch.claim(
+            "probe", datetime.now(UTC) + timedelta(seconds=5), timedelta(seconds=1), 10
+        )
+    assert {c.message_id for c in claimed} == set(ids)
