@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 from bharatsend_core import BharatSend
 from bharatsend_core.adapters.memory.carrier import MemoryCarrier
@@ -24,6 +26,8 @@ from bharatsend_core.service.receipts import ReceiptInbox
 from bharatsend_core.testing import FakeClock, SequentialIds
 
 from .world import NOON_IST, OTP_TEMPLATE, OTP_TEXT, PEPPER, World, make_world
+
+LONG_TEMPLATE = "1207160000000000099"
 
 PRICE = 25  # paise per segment on the default rate card
 
@@ -369,3 +373,81 @@ def test_sandbox_messages_only_reach_sandbox_routes(world: World) -> None:
     rig.run()
     assert rig.message(live).route == "live"
     assert rig.message(test).route == "sandbox"
+
+
+# --------------------------------------------------------------------------- properties
+
+_SCRIPT = st.sampled_from(["accept", "transient", "throttled", "permanent", "unknown"])
+_FINAL = st.sampled_from(
+    [ReceiptOutcome.DELIVERED, ReceiptOutcome.UNDELIVERED, ReceiptOutcome.EXPIRED,
+     ReceiptOutcome.REJECTED]
+)  # fmt: skip
+
+
+@settings(max_examples=60, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    billing=st.sampled_from(["submit", "delivery"]),
+    routes=st.integers(min_value=1, max_value=2),
+    scripts=st.lists(_SCRIPT, max_size=6),
+    outcomes=st.lists(st.tuples(_FINAL, st.booleans()), min_size=3, max_size=3),
+    segments=st.sampled_from([1, 3]),
+)
+def test_whatever_happens_every_message_ends_settled_exactly_once(
+    billing: str,
+    routes: int,
+    scripts: list[str],
+    outcomes: list[tuple[ReceiptOutcome, bool]],
+    segments: int,
+) -> None:
+    """Ledger invariant under any mix of submit faults, receipts and duplicates.
+
+    Every message that reaches a final status has its reservation settled
+    once (posted xor voided), refunds only follow posts, delivered messages
+    are charged, and the books reconcile to the last paisa.
+    """
+    clock = FakeClock(NOON_IST)
+    bs = BharatSend.in_memory(clock=clock, ids=SequentialIds(), key_pepper=PEPPER)
+    world = make_world(bs, clock, credits=1_000_000)
+    bs.set_billing_point(world.tenant_id, billing)
+    bs.register_template(
+        world.tenant_id, template_id=LONG_TEMPLATE, header="ACMEOT",
+        category="transactional", body="Your OTP is {#var#}. " + "x" * 380,
+    )  # fmt: skip
+    configs = [config("agg1"), config("agg2", priority=1)][:routes]
+    rig = Rig(world, *configs)
+    rig.carriers["agg1"].script(*scripts)  # type: ignore[arg-type]
+    text = OTP_TEXT if segments == 1 else "Your OTP is 482913. " + "x" * 380
+    ids = []
+    for _ in range(2):
+        if segments == 1:
+            ids.append(rig.send())
+        else:
+            ids.append(rig.send(content=text, dlt_template_id=LONG_TEMPLATE))
+    for _ in range(12):  # retries, backoffs and failovers all play out
+        rig.run(2)
+        rig.clock.advance(timedelta(seconds=5))
+    for message_id in ids:
+        message = rig.message(message_id)
+        for part, (outcome, duplicate) in zip(message.parts, outcomes, strict=False):
+            if part.carrier_message_id is None or part.route is None:
+                continue
+            rig.receipt(part.route, part.carrier_message_id, outcome)
+            if duplicate:
+                rig.receipt(part.route, part.carrier_message_id, outcome)
+    for message_id in ids:
+        message = rig.message(message_id)
+        charges = rig.charges(message_id)
+        settled = {TransferKind.POST, TransferKind.VOID} & set(charges)
+        if message.is_final:
+            assert len(settled) == 1, (message.status, charges)
+        if message.status is Status.DELIVERED:
+            assert TransferKind.POST in charges
+        if TransferKind.REFUND in charges:
+            assert TransferKind.POST in charges
+            assert message.status is Status.REJECTED
+        if message.status is Status.FAILED:
+            assert TransferKind.VOID in charges
+    for message_id in ids:
+        event(f"status {rig.message(message_id).status.value}")
+    assert rig.bs.reconcile(world.tenant_id).ok
+    bs.close()
