@@ -519,7 +519,6 @@ def _route_data(config: Any) -> dict[str, Any]:
         "categories": sorted(c.value for c in route.categories),
         "operators": sorted(route.operators),
         "prefixes": list(route.prefixes),
-        "price_paise": route.price_paise,
         "retry_permanent_elsewhere": route.retry_permanent_elsewhere,
         "connection": config.connection.public(),
     }
@@ -574,7 +573,6 @@ def _run_routes_add(args: argparse.Namespace) -> _Report:
             prefixes=args.prefix or (),
             priority=args.priority,
             weight=args.weight,
-            price_paise=args.price_paise,
             sandbox=args.sandbox,
             retry_permanent_elsewhere=args.retry_permanent_elsewhere,
             **connection,
@@ -640,13 +638,14 @@ def _add_routes(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
     add.add_argument("--prefix", action="append", help="E.164 prefix served, e.g. +9198")
     add.add_argument("--priority", type=int, default=0, help="lower is tried first")
     add.add_argument("--weight", type=int, default=100)
-    add.add_argument("--price-paise", type=int, default=None)
     add.add_argument("--sandbox", action="store_true", help="a sandbox-only route")
     add.add_argument("--retry-permanent-elsewhere", action="store_true")
     add.add_argument("--dlt-pe-id-tag", type=_tag, default=0x1400)
     add.add_argument("--dlt-template-id-tag", type=_tag, default=0x1401)
     add.add_argument("--dlt-chain-tag", type=_tag, default=None)
-    add.add_argument("--dlt-chain", default=None, help="telemarketer chain value")
+    add.add_argument(
+        "--dlt-chain", default=None, help="the chain value sent in the chain TLV (DLT.md)"
+    )
     add.add_argument("--tlv-nul", action="store_true", help="NUL-terminate DLT TLV values")
     add.add_argument(
         "--id-mode",

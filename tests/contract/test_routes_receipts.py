@@ -35,7 +35,6 @@ def detailed(name: str) -> RouteConfig:
             categories=frozenset({Category.TRANSACTIONAL, Category.PROMOTIONAL}),
             operators=frozenset({"Airtel", "Reliance Jio"}),
             prefixes=("+9198", "+9199"),
-            price_paise=17,
             enabled=False,
             sandbox=True,
             retry_permanent_elsewhere=True,

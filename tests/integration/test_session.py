@@ -156,6 +156,19 @@ def test_throttled_answer_is_classed_and_slows_the_bucket(
     assert session.bucket.rate == 50
 
 
+def test_a_throttle_without_a_rate_cap_pauses_writing(
+    sim: SmscSimulator, started: list[SmppSession]
+) -> None:
+    sim.behaviour = Behaviour(throttle_tps=1)
+    session = bound(make_session(sim), started)
+    assert session.submit(pdu()).result(WAIT).ok
+    assert session.submit(pdu()).result(WAIT).status == 0x58
+    throttled_at = time.monotonic()
+    sim.behaviour = Behaviour()
+    assert session.submit(pdu()).result(WAIT).ok
+    assert time.monotonic() - throttled_at >= 0.04  # held back by the pause, not written at once
+
+
 def test_rejected_destination_is_permanent(sim: SmscSimulator, started: list[SmppSession]) -> None:
     sim.behaviour = Behaviour(reject_prefixes=("9199",))
     session = bound(make_session(sim), started)

@@ -561,3 +561,302 @@ def test_traceback_flag_reraises_unexpected_failures(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(cli, "_run_version", _explode)
     with pytest.raises(RuntimeError, match="boom"):
         main(["--traceback", "version"])
+
+
+# ----------------------------------------------------------------------------- routes
+
+
+ROUTE_PASSWORD = "s3cr3t"  # SMPP 3.4: at most 8 characters
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """A migrated SQLite file, upgraded through the CLI as an operator would."""
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    code, out, err = run(capsys, "db", "upgrade", "--database-url", url)
+    assert code == 0, err
+    assert "up to date" in out
+    return url
+
+
+def add_route(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    url: str,
+    name: str = "agg1",
+    *extra: str,
+) -> tuple[int, str, str]:
+    monkeypatch.setenv("AGG1_PASSWORD", ROUTE_PASSWORD)
+    return run(
+        capsys,
+        "routes",
+        "add",
+        name,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "2775",
+        "--system-id",
+        "bsend",
+        "--password-env",
+        "AGG1_PASSWORD",
+        "--database-url",
+        url,
+        *extra,
+    )
+
+
+def test_routes_add_reads_the_password_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    code, out, err = add_route(
+        capsys,
+        monkeypatch,
+        database_url,
+        "agg1",
+        "--tps",
+        "500",
+        "--window",
+        "8",
+        "--category",
+        "transactional",
+        "--category",
+        "service_implicit",
+        "--dlt-pe-id-tag",
+        "0x1500",
+        "--tlv-nul",
+        "--id-mode",
+        "hex_to_decimal",
+    )
+    assert (code, err) == (0, "")
+    assert out.startswith("added route agg1")
+    assert "127.0.0.1:2775" in out
+    assert ROUTE_PASSWORD not in out
+
+    from bharatsend_core import BharatSend
+
+    with BharatSend.from_url(database_url) as bs:
+        config = bs.get_route("agg1")
+    assert config.connection.password == ROUTE_PASSWORD
+    assert dict(config.connection.dlt_tlvs) == {"pe_id": 0x1500, "template_id": 0x1401}
+    assert config.connection.tlv_nul_terminated is True
+    assert config.connection.id_mode == "hex_to_decimal"
+    assert config.route.tps == 500
+    assert config.route.window == 8
+    assert {c.value for c in config.route.categories} == {"transactional", "service_implicit"}
+
+
+def test_routes_add_json_shows_the_tags_in_hex_and_no_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    code, out, err = add_route(
+        capsys, monkeypatch, database_url, "agg1", "--dlt-pe-id-tag", "0x1500", "--json"
+    )
+    assert (code, err) == (0, "")
+    data = json.loads(out)
+    assert data["name"] == "agg1"
+    assert data["connection"]["dlt_tlvs"] == {"pe_id": "0x1500", "template_id": "0x1401"}
+    assert "password" not in data["connection"]
+    assert ROUTE_PASSWORD not in out
+
+
+def test_routes_add_without_the_password_variable_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    monkeypatch.delenv("NO_SUCH_PASSWORD_VAR", raising=False)
+    code, err = run_json_error(
+        capsys,
+        "routes",
+        "add",
+        "agg1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "2775",
+        "--system-id",
+        "bsend",
+        "--password-env",
+        "NO_SUCH_PASSWORD_VAR",
+        "--database-url",
+        database_url,
+    )
+    assert code == 2
+    assert err["code"] == "invalid_argument"
+    assert err["field"] == "password_env"
+    assert "NO_SUCH_PASSWORD_VAR" in err["message"]
+
+
+def test_routes_add_twice_is_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    assert add_route(capsys, monkeypatch, database_url)[0] == 0
+    code, _out, err = add_route(capsys, monkeypatch, database_url)
+    assert code == 2
+    assert err.startswith("error: ")
+
+
+def test_routes_list_text_and_json_never_print_the_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    code, out, _ = run(capsys, "routes", "list", "--database-url", database_url)
+    assert code == 0
+    assert "no routes" in out
+
+    assert add_route(capsys, monkeypatch, database_url, "agg1", "--tps", "100")[0] == 0
+    assert add_route(capsys, monkeypatch, database_url, "agg2", "--priority", "1")[0] == 0
+
+    code, out, err = run(capsys, "routes", "list", "--database-url", database_url)
+    assert (code, err) == (0, "")
+    lines = out.splitlines()
+    assert [line.split()[0] for line in lines] == ["agg1", "agg2"]
+    assert "enabled" in lines[0]
+    assert "tps=100.0" in lines[0]
+    assert ROUTE_PASSWORD not in out
+
+    code, data = run_json(capsys, "routes", "list", "--database-url", database_url)
+    assert code == 0
+    assert [r["name"] for r in data["routes"]] == ["agg1", "agg2"]
+    assert all("password" not in r["connection"] for r in data["routes"])
+    assert ROUTE_PASSWORD not in json.dumps(data)
+
+
+def test_routes_show_prints_the_whole_route(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    assert add_route(capsys, monkeypatch, database_url, "agg1", "--prefix", "+9198")[0] == 0
+    code, out, err = run(capsys, "routes", "show", "agg1", "--database-url", database_url)
+    assert (code, err) == (0, "")
+    data = json.loads(out)  # show prints JSON even without --json
+    assert data["name"] == "agg1"
+    assert data["prefixes"] == ["+9198"]
+    assert data["connection"]["system_id"] == "bsend"
+    assert data["connection"]["resend_unknown"] == [
+        "government",
+        "service_implicit",
+        "transactional",
+    ]
+    assert ROUTE_PASSWORD not in out
+
+
+def test_routes_disable_and_enable(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    assert add_route(capsys, monkeypatch, database_url)[0] == 0
+
+    code, out, _ = run(capsys, "routes", "disable", "agg1", "--database-url", database_url)
+    assert code == 0
+    assert out.split()[:2] == ["agg1", "disabled"]
+    code, data = run_json(capsys, "routes", "show", "agg1", "--database-url", database_url)
+    assert data["enabled"] is False
+
+    code, data = run_json(capsys, "routes", "enable", "agg1", "--database-url", database_url)
+    assert code == 0
+    assert data["enabled"] is True
+    code, data = run_json(capsys, "routes", "list", "--database-url", database_url)
+    assert [r["enabled"] for r in data["routes"]] == [True]
+
+
+@pytest.mark.parametrize("verb", ["show", "disable", "enable"])
+def test_unknown_route_is_route_not_found(
+    capsys: pytest.CaptureFixture[str], database_url: str, verb: str
+) -> None:
+    code, out, err = run(capsys, "routes", verb, "nope", "--database-url", database_url)
+    assert code == 2
+    assert out == ""
+    assert err.startswith("error: route_not_found: ")
+
+    code, envelope = run_json_error(capsys, "routes", verb, "nope", "--database-url", database_url)
+    assert code == 2
+    assert envelope["code"] == "route_not_found"
+
+
+def test_routes_use_bharatsend_database_url_from_the_environment(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    monkeypatch.setenv("BHARATSEND_DATABASE_URL", url)
+    code, out, _ = run(capsys, "db", "upgrade")
+    assert code == 0
+    assert url in out
+    monkeypatch.setenv("AGG1_PASSWORD", ROUTE_PASSWORD)
+    code, _out, err = run(
+        capsys,
+        "routes",
+        "add",
+        "agg1",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "2775",
+        "--system-id",
+        "bsend",
+        "--password-env",
+        "AGG1_PASSWORD",
+    )
+    assert (code, err) == (0, "")
+    code, data = run_json(capsys, "routes", "list")
+    assert [r["name"] for r in data["routes"]] == ["agg1"]
+
+    # --database-url wins over the environment: the other database has no routes.
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    assert run(capsys, "db", "upgrade", "--database-url", other)[0] == 0
+    code, data = run_json(capsys, "routes", "list", "--database-url", other)
+    assert data["routes"] == []
+
+
+# ----------------------------------------------------------------------------- worker
+
+
+def _wait_for_sigterm_handler(pid: int, timeout: float) -> None:
+    """Wait until the process catches SIGTERM (Linux: ``SigCgt`` in /proc), so the signal
+    reaches the worker's handler rather than killing a process still importing."""
+    import signal
+    import time
+
+    status = Path(f"/proc/{pid}/status")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            fields = dict(
+                line.split(":", 1) for line in status.read_text().splitlines() if ":" in line
+            )
+        except OSError:
+            return  # no procfs (or the process ended): rely on the fixed wait
+        if int(fields.get("SigCgt", "0").strip(), 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.05)
+
+
+def test_worker_stops_cleanly_on_sigterm(
+    capsys: pytest.CaptureFixture[str], database_url: str
+) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bharatsend_core.cli",
+            "worker",
+            "--database-url",
+            database_url,
+            "--no-sandbox",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        _wait_for_sigterm_handler(proc.pid, timeout=15.0)
+        assert proc.poll() is None, proc.communicate()
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert "stopped: 0 sent, 0 failed" in out
+    assert out.startswith("worker ")

@@ -126,7 +126,6 @@ def test_routes_are_frozen() -> None:
         ({"operators": [""]}, "operators"),
         ({"prefixes": ["9198"]}, "prefixes"),
         ({"prefixes": "+91"}, "prefixes"),
-        ({"price_paise": -1}, "price_paise"),
         ({"enabled": 1}, "enabled"),
         ({"sandbox": "yes"}, "sandbox"),
     ],
@@ -590,3 +589,41 @@ def test_wait_time_covers_a_shortfall_smaller_than_the_clocks_resolution(now: fl
     wait = bucket.wait_time(now)
     assert wait > 0
     assert bucket.take(now + wait)[0]
+
+
+def test_a_connection_with_a_chain_tag_needs_a_chain_value() -> None:
+    from bharatsend_core.domain.errors import InvalidArgument
+    from bharatsend_core.domain.routing import Connection
+
+    tags = {"pe_id": 0x1400, "template_id": 0x1401, "chain": 0x1402}
+    with pytest.raises(InvalidArgument) as caught:
+        Connection(host="h", port=2775, system_id="s", password="p", dlt_tlvs=tags)
+    assert caught.value.field == "dlt_chain"
+    ok = Connection(host="h", port=2775, system_id="s", password="p", dlt_tlvs=tags, dlt_chain="ab")
+    assert ok.public()["dlt_chain"] == "ab"
+    assert "password" not in ok.public()
+
+
+@pytest.mark.parametrize(
+    ("changes", "field_name"),
+    [
+        ({"port": 0}, "port"),
+        ({"system_id": "x" * 16}, "system_id"),
+        ({"password": "123456789"}, "password"),
+        ({"bind": "receiver"}, "bind"),
+        ({"id_mode": "hex"}, "id_mode"),
+        ({"dlt_tlvs": {"pe_id": 0x10}}, "dlt_tlvs"),
+        ({"dlt_tlvs": {"pe_id": 0x1400, "template_id": 0x1400}}, "dlt_tlvs"),
+        ({"status_overrides": {0: "transient"}}, "status_overrides"),
+        ({"status_overrides": {0x45: "sometimes"}}, "status_overrides"),
+        ({"response_timeout": 0}, "response_timeout"),
+    ],
+)
+def test_connection_settings_are_validated(changes: dict[str, object], field_name: str) -> None:
+    from bharatsend_core.domain.errors import InvalidArgument
+    from bharatsend_core.domain.routing import Connection
+
+    base: dict[str, object] = {"host": "h", "port": 2775, "system_id": "s", "password": "p"}
+    with pytest.raises(InvalidArgument) as caught:
+        Connection(**{**base, **changes})  # type: ignore[arg-type]
+    assert caught.value.field == field_name

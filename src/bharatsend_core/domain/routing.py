@@ -180,13 +180,6 @@ def _to_prefixes(value: Iterable[str]) -> tuple[str, ...]:
     return out
 
 
-def _check_price(instance: Route, attribute: object, value: int | None) -> None:
-    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-        raise InvalidArgument(
-            "price_paise must be a whole number of paise, 0 or more, or None", field="price_paise"
-        )
-
-
 def _check_flag(instance: Route, attribute: Any, value: bool) -> None:
     if not isinstance(value, bool):
         raise InvalidArgument(f"{attribute.name} must be True or False", field=attribute.name)
@@ -219,8 +212,6 @@ class Route:
     operators: frozenset[str] = field(factory=frozenset, converter=_to_operators)
     #: E.164 prefixes served, like "+9198"; empty serves all.
     prefixes: tuple[str, ...] = field(default=(), converter=_to_prefixes)
-    #: Price per segment on this route, overriding the rate card; None uses the card.
-    price_paise: int | None = field(default=None, validator=_check_price)
     #: A disabled route is never chosen (kept configured, e.g. during maintenance).
     enabled: bool = field(default=True, validator=_check_flag)
     #: The sandbox carrier: only sandbox messages go here, and they go nowhere else.
@@ -694,6 +685,12 @@ class Connection:
         default=DEFAULT_RESEND_UNKNOWN, converter=_to_resend
     )
 
+    def __attrs_post_init__(self) -> None:
+        if "chain" in self.dlt_tlvs and self.dlt_chain is None:
+            raise InvalidArgument(
+                "dlt_tlvs has a chain tag but no dlt_chain value to send in it", field="dlt_chain"
+            )
+
     def public(self) -> dict[str, object]:
         """Everything but the password, for listings and logs."""
         return {
@@ -704,6 +701,7 @@ class Connection:
             "bind": self.bind,
             "dlt_tlvs": {k: hex(v) for k, v in self.dlt_tlvs.items()},
             "tlv_nul_terminated": self.tlv_nul_terminated,
+            "dlt_chain": self.dlt_chain,
             "id_mode": self.id_mode,
             "status_overrides": {hex(k): v.value for k, v in self.status_overrides.items()},
             "response_timeout": self.response_timeout,

@@ -273,6 +273,7 @@ class Dispatcher:
                 releases.append((message.id, now + self.options.no_route_delay))
                 self._warn_no_route(message)
                 continue
+            self._warned_no_route = False
             message = message.apply(Claim(now, route.name))
             updates.append(message)
             starts.append((message, route))

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from attrs import frozen
 
+from bharatsend_core.domain.dlt.registry import Category
 from bharatsend_core.domain.errors import InvalidArgument, TransferNotFound
 from bharatsend_core.domain.ledger import (
     REVENUE_ACCOUNT,
@@ -27,7 +28,7 @@ from bharatsend_core.domain.ledger import (
     tenant_account,
 )
 from bharatsend_core.domain.message import FINAL_STATUSES, Message, Status
-from bharatsend_core.domain.tenants import BillingPoint
+from bharatsend_core.domain.tenants import BillingPoint, Tenant
 from bharatsend_core.ports import UnitOfWork
 from bharatsend_core.service.context import Context, require_tenant
 
@@ -159,7 +160,7 @@ _FAILED_DELIVERY = frozenset({Status.UNDELIVERED, Status.EXPIRED})
 
 
 def settle_message(
-    uow: UnitOfWork, message: Message, billing_point: BillingPoint, at: datetime
+    uow: UnitOfWork, message: Message, tenant: Tenant, at: datetime
 ) -> Transfer | None:
     """Settle a message's charge for the status it has reached; idempotent.
 
@@ -172,6 +173,10 @@ def settle_message(
     - already posted: a ``rejected`` message (operator or DLT scrubbing
       refused it) is refunded by a compensating transfer; other outcomes
       keep the charge (the carrier took the message).
+
+    The post is the price on the route the message went out on (the tenant's
+    rate card may price routes differently); accept reserved the dearest
+    possible, and the difference goes back to the tenant with the post.
     """
     if message.price_paise == 0:
         return None
@@ -180,17 +185,27 @@ def settle_message(
         return None
     settled = uow.ledger.settlement_of(message_transfer_id(message.id, Phase.RESERVE))
     if settled is None:
-        submit_billing = billing_point is BillingPoint.SUBMIT
+        submit_billing = tenant.billing_point is BillingPoint.SUBMIT
         if status is Status.DELIVERED or (
             submit_billing and (status is Status.SENT or status in _FAILED_DELIVERY)
         ):
-            return post_charge(uow, message, at)
+            return post_charge(uow, message, at, _route_price(message, tenant))
         if status is Status.SENT:
             return None  # billed on delivery
         return void_charge(uow, message, at)
     if settled.kind is TransferKind.POST and status is Status.REJECTED:
         return refund_charge(uow, message, at)
     return None
+
+
+def _route_price(message: Message, tenant: Tenant) -> int:
+    """The message's price on its route, never above what was reserved."""
+    try:
+        category = Category(message.category)
+    except ValueError:
+        return message.price_paise
+    price = tenant.rates.price(category, message.segments, route=message.route)
+    return min(price, message.price_paise) if price > 0 else message.price_paise
 
 
 class LedgerService:

@@ -25,7 +25,7 @@ from attrs import frozen
 
 from bharatsend_core.domain.errors import BharatSendError
 from bharatsend_core.domain.message import Message, PartReceipt
-from bharatsend_core.domain.tenants import BillingPoint
+from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports.carrier import CarrierReceipt
 from bharatsend_core.ports.storage import StoredReceipt, UnitOfWork
 from bharatsend_core.service.context import Context
@@ -109,14 +109,15 @@ def apply_receipts(
 
 def settle_changed(uow: UnitOfWork, messages: Iterable[Message], at: datetime) -> None:
     """Settle each message's charge for its status (idempotent; tenants read once each)."""
-    billing: dict[str, BillingPoint] = {}
+    tenants: dict[str, Tenant | None] = {}
     for message in messages:
-        point = billing.get(message.tenant_id)
-        if point is None:
-            tenant = uow.tenants.get(message.tenant_id)
-            point = tenant.billing_point if tenant is not None else BillingPoint.SUBMIT
-            billing[message.tenant_id] = point
-        settle_message(uow, message, point, at)
+        if message.tenant_id not in tenants:
+            tenants[message.tenant_id] = uow.tenants.get(message.tenant_id)
+        tenant = tenants[message.tenant_id]
+        if tenant is None:  # pragma: no cover - tenants are never deleted
+            _log.error("settlement: message %s has no tenant", message.id)
+            continue
+        settle_message(uow, message, tenant, at)
 
 
 @frozen

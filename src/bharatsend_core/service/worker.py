@@ -144,8 +144,14 @@ class Worker:
             return
         self._stopped.set()
         self.dispatcher.drain(drain_timeout)
-        for carrier in self._carriers.values():
-            carrier.stop(drain_timeout)
+        stoppers = [
+            threading.Thread(target=c.stop, args=(drain_timeout,), daemon=True)
+            for c in self._carriers.values()
+        ]
+        for thread in stoppers:
+            thread.start()
+        for thread in stoppers:
+            thread.join()
         self.dispatcher.drain(1.0)  # the outcomes stopping resolved (unknown / not sent)
         try:
             self.dispatcher.release_all()
@@ -252,7 +258,10 @@ class Worker:
                 continue
             del self._carriers[name]
             self._configs.pop(name, None)
-            carrier.stop(5.0)
+            # Unbinding waits for in-flight submits: never on the dispatch thread.
+            threading.Thread(
+                target=carrier.stop, args=(5.0,), name=f"stop-{name}", daemon=True
+            ).start()
         for name, config in wanted.items():
             if name not in self._carriers:
                 carrier = self._factory(config)

@@ -451,3 +451,19 @@ def test_whatever_happens_every_message_ends_settled_exactly_once(
         event(f"status {rig.message(message_id).status.value}")
     assert rig.bs.reconcile(world.tenant_id).ok
     bs.close()
+
+
+def test_the_post_is_the_price_of_the_route_taken_and_the_rest_is_released(world: World) -> None:
+    from bharatsend_core.domain.dlt import Category
+    from bharatsend_core.domain.tenants import RateCard
+
+    rig = Rig(world, config("cheap"))
+    rig.bs.set_rates(
+        world.tenant_id,
+        RateCard(default=25, by_route={(Category.TRANSACTIONAL, "cheap"): 15}),
+    )
+    message_id = rig.send()
+    rig.run()
+    assert rig.charges(message_id) == {TransferKind.RESERVE: 25, TransferKind.POST: 15}
+    assert rig.bs.balance(world.tenant_id).available_paise == 10_000 - 15
+    assert rig.bs.reconcile(world.tenant_id).ok

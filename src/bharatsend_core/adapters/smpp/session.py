@@ -92,6 +92,9 @@ _RECEIPT_TYPE = 0x04
 #: Longest the I/O thread sleeps in select() before looking at its queue again.
 _POLL_SECONDS = 0.01
 _RECV_BYTES = 65536
+#: Pause after a throttle on a session without a rate cap (doubling while they repeat).
+_MIN_PAUSE = 0.05
+_MAX_PAUSE = 1.0
 
 SessionState: TypeAlias = Literal["connecting", "bound", "stopped"]
 #: What the session binds as: both directions, submits only, or receipts only.
@@ -293,6 +296,8 @@ class SmppSession:
         self._wake_w.setblocking(False)
         self._bucket = tps
         self._slowed_until: float | None = None
+        self._pause = 0.0
+        self._paused_until = 0.0
         self._state: SessionState = "connecting"
         self._started = False
         self._stop_requested = threading.Event()
@@ -530,6 +535,10 @@ class SmppSession:
     def _write_submits(self, now: float) -> float:
         """Write what the window and the bucket allow; how long until more may go."""
         self._restore_bucket(now)
+        if now < self._paused_until:
+            return self._paused_until - now
+        if self._pause and now >= self._paused_until + self.slow_for:
+            self._pause = 0.0  # no throttle for a while: back to full speed
         while len(self._in_flight) < self.window:
             with self._lock:
                 if not self._queue:
@@ -565,9 +574,14 @@ class SmppSession:
                 self._bucket = self._bucket.restored()
 
     def _slow_down(self) -> None:
+        now = self._clock()
         if self._bucket is not None:
             self._bucket = self._bucket.slowed(self.slow_factor)
-            self._slowed_until = self._clock() + self.slow_for
+            self._slowed_until = now + self.slow_for
+        else:
+            # No rate to lower: pause writing briefly, longer while throttles repeat.
+            self._pause = min(max(self._pause * 2, _MIN_PAUSE), _MAX_PAUSE)
+            self._paused_until = now + self._pause
 
     def _expire(self, now: float) -> None:
         late = [seq for seq, (_req, deadline) in self._in_flight.items() if deadline <= now]

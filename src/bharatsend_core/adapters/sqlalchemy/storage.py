@@ -1684,7 +1684,6 @@ def route_document(config: RouteConfig) -> dict[str, Any]:
             "categories": sorted(c.value for c in route.categories),
             "operators": sorted(route.operators),
             "prefixes": list(route.prefixes),
-            "price_paise": route.price_paise,
             "enabled": route.enabled,
             "sandbox": route.sandbox,
             "retry_permanent_elsewhere": route.retry_permanent_elsewhere,
@@ -1721,6 +1720,7 @@ def route_from_document(document: Mapping[str, Any]) -> RouteConfig:
         int(code): StatusClass(cls) for code, cls in connection["status_overrides"].items()
     }
     connection["resend_unknown"] = [Category(c) for c in connection["resend_unknown"]]
+    route.pop("price_paise", None)  # an early draft stored it; prices live on rate cards
     return RouteConfig(route=Route(**route), connection=CarrierConnection(**connection))
 
 
