@@ -10,9 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
-from bharatsend_core.domain.errors import AlreadyExists, MessageNotFound
+from bharatsend_core.domain.errors import AlreadyExists, ConcurrentUpdate, MessageNotFound
 from bharatsend_core.domain.message import (
     Claim,
+    Expire,
     Message,
     PartReceipt,
     PartSubmitted,
@@ -79,7 +80,7 @@ def test_a_batch_round_trips_like_single_adds(storage: Storage, data: st.DataObj
 def test_update_stores_any_new_state_and_appends_only_the_new_timeline_entries(
     storage: Storage, data: st.DataObject
 ) -> None:
-    """Whatever changed in fields and parts is stored; entries already stored stay as they were."""
+    """What ``apply`` can change is stored; what was accepted and stored entries stay put."""
     tenant_id = new_id("ten")
     before = data.draw(messages(tenant_id))
     add(storage, before)
@@ -98,7 +99,18 @@ def test_update_stores_any_new_state_and_appends_only_the_new_timeline_entries(
     with storage.unit_of_work() as uow:
         uow.messages.update(changed)
         uow.commit()
-    assert get(storage, tenant_id, before.id) == evolve(changed, timeline=before.timeline + later)
+    assert get(storage, tenant_id, before.id) == evolve(
+        before,
+        status=changed.status,
+        attempts=changed.attempts,
+        next_attempt_at=changed.next_attempt_at,
+        updated_at=changed.updated_at,
+        route=changed.route,
+        possible_duplicate=changed.possible_duplicate,
+        error=changed.error,
+        parts=changed.parts,
+        timeline=before.timeline + later,
+    )
 
 
 def _parts(m: Message) -> st.SearchStrategy[tuple[object, ...]]:
@@ -377,6 +389,27 @@ def test_update_many_equals_updating_each(storage: Storage) -> None:
         uow.messages.update_many([forged])
         uow.commit()
     assert get(storage, tenant_id, later.id) == later
+
+
+def test_update_many_refuses_a_message_changed_since_it_was_read(storage: Storage) -> None:
+    stored = message(new_id("ten"))
+    add(storage, stored)
+    read = len(stored.timeline)
+    # Another transaction moves the message on after we read it.
+    theirs = stored.apply(Claim(at(1), "r1"))
+    with storage.unit_of_work() as uow:
+        uow.messages.update_many([theirs], expected_events={stored.id: read})
+        uow.commit()
+    ours = stored.apply(Expire(stored.expires_at))
+    with pytest.raises(ConcurrentUpdate), storage.unit_of_work() as uow:
+        uow.messages.update_many([ours], expected_events={stored.id: read})
+    assert get(storage, stored.tenant_id, stored.id) == theirs
+    # Read again, and the retry goes through.
+    again = theirs.apply(SubmitFailed(at(2), "carrier_busy", "0x58", retry_at=at(30)))
+    with storage.unit_of_work() as uow:
+        uow.messages.update_many([again], expected_events={again.id: len(theirs.timeline)})
+        uow.commit()
+    assert get(storage, stored.tenant_id, stored.id) == again
 
 
 def test_update_many_with_a_missing_or_foreign_message_raises(storage: Storage) -> None:

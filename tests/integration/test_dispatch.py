@@ -430,13 +430,13 @@ _WORKER_SCRIPT = textwrap.dedent(
     from bharatsend_core.adapters.sqlalchemy import SqlStorage
     from bharatsend_core.service.dispatch import DispatchOptions
 
-    url, schema, pepper = sys.argv[1], sys.argv[2] or None, sys.argv[3]
+    url, schema, pepper, lease = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4]
     storage = SqlStorage.from_url(url, schema=schema)
     settings = Settings.resolve({}, key_pepper=pepper, database_url=url)
     bs = BharatSend(storage=storage, settings=settings)
     worker = bs.worker(
         sandbox_carrier=False,
-        options=DispatchOptions(lease=timedelta(seconds=2), batch=20),
+        options=DispatchOptions(lease=timedelta(seconds=float(lease)), batch=20),
         poll_interval=0.05,
     )
     print("ready", flush=True)
@@ -445,10 +445,10 @@ _WORKER_SCRIPT = textwrap.dedent(
 )
 
 
-def _spawn_worker(stack: Stack) -> subprocess.Popen[str]:
+def _spawn_worker(stack: Stack, lease: float = 2.0) -> subprocess.Popen[str]:
     env = dict(os.environ)
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WORKER_SCRIPT, stack.url, stack.schema or "", PEPPER],
+        [sys.executable, "-c", _WORKER_SCRIPT, stack.url, stack.schema or "", PEPPER, str(lease)],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -498,7 +498,9 @@ def test_two_worker_processes_on_postgresql_never_double_submit(stack: Stack, ki
         pytest.skip("many workers share one database on PostgreSQL; SQLite has one writer")
     sim = stack.sim(receipt_delay=0.05)
     stack.route("agg1", sim)
-    workers = [_spawn_worker(stack), _spawn_worker(stack)]
+    # A lease long enough that a worker slowed by a loaded machine keeps it:
+    # this test is about sharing, the crash test about expiry.
+    workers = [_spawn_worker(stack, lease=30.0), _spawn_worker(stack, lease=30.0)]
     try:
         ids = [stack.send() for _ in range(300)]
         messages = stack.wait_final(ids, timeout=60)

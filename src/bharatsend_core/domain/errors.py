@@ -41,7 +41,8 @@ template literals instead.
     │       ├── IllegalTransition           illegal_transition
     │       ├── IdempotencyConflict         idempotency_conflict
     │       ├── TransferConflict            transfer_conflict
-    │       └── AlreadyExists               already_exists
+    │       ├── AlreadyExists               already_exists
+    │       └── ConcurrentUpdate            concurrent_update
     ├── RemoteError                         502: a carrier or receiver failed
     │   └── CarrierUnavailable              carrier_unavailable
     └── ServerError                         5xx: our side or our infrastructure
@@ -68,6 +69,7 @@ __all__ = [
     "BharatSendError",
     "CarrierUnavailable",
     "ClientError",
+    "ConcurrentUpdate",
     "ConfigurationError",
     "ConflictError",
     "ContentTooLong",
@@ -333,6 +335,12 @@ class TransferNotFound(NotFound):
     """No ledger transfer with that id."""
 
     code = "transfer_not_found"
+
+
+class ConcurrentUpdate(ConflictError):
+    """Another transaction changed the message since it was read; read it again and retry."""
+
+    code = "concurrent_update"
 
 
 class RouteNotFound(NotFound):

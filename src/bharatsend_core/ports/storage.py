@@ -267,9 +267,12 @@ class MessageRepository(Protocol):
         ...
 
     def update(self, message: Message) -> None:
-        """Persist a message after ``apply``: fields, parts, and timeline entries not yet stored.
+        """Persist a message after ``apply``: what ``apply`` changes, and new timeline entries.
 
-        The timeline is append-only: stored entries are never rewritten.
+        That is status, attempts, next_attempt_at, updated_at, route,
+        possible_duplicate, error and the parts; what was accepted (content,
+        DLT ids, price, expiry, metadata...) is fixed at ``add``. The
+        timeline is append-only: stored entries are never rewritten.
         ``MessageNotFound`` if missing.
         """
         ...
@@ -285,8 +288,17 @@ class MessageRepository(Protocol):
         """
         ...
 
-    def update_many(self, messages: Sequence[Message]) -> None:
-        """``update`` for several messages in as few round trips as the store allows."""
+    def update_many(
+        self, messages: Sequence[Message], *, expected_events: Mapping[str, int] | None = None
+    ) -> None:
+        """``update`` for several messages in as few round trips as the store allows.
+
+        ``expected_events`` maps a message id to the number of timeline
+        entries stored when it was read; if the store holds another number,
+        someone else changed the message in between and ``ConcurrentUpdate``
+        is raised (the caller rolls back, reads again and retries). This is
+        how workers that read without locking never lose an update.
+        """
         ...
 
     def find_by_carrier_ids(

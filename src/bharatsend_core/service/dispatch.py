@@ -31,11 +31,17 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timedelta
+from functools import partial
 
 from attrs import define, field, frozen
 
 from bharatsend_core.domain.dlt.registry import Category
-from bharatsend_core.domain.errors import BharatSendError, CarrierUnavailable, InvalidArgument
+from bharatsend_core.domain.errors import (
+    BharatSendError,
+    CarrierUnavailable,
+    ConcurrentUpdate,
+    InvalidArgument,
+)
 from bharatsend_core.domain.message import (
     Claim,
     Expire,
@@ -117,6 +123,16 @@ class _InFlight:
     wire_error: str | None = None
 
 
+@define
+class _Recorded:
+    """What one recording transaction did; applied to breakers and stats after it commits."""
+
+    messages: list[Message] = field(factory=list)
+    restarts: list[tuple[Message, RouteConfig, list[str]]] = field(factory=list)
+    route_results: list[tuple[str, bool]] = field(factory=list)
+    unknown: int = 0
+
+
 def _carrier_code(outcome: PartOutcome) -> str | None:
     return None if outcome.command_status is None else f"0x{outcome.command_status:08x}"
 
@@ -179,33 +195,57 @@ class Dispatcher:
         return handled
 
     def record_completed(self) -> int:
-        """Record every in-flight message whose parts all have an outcome."""
+        """Record every in-flight message whose parts all have an outcome.
+
+        The first try works from the copies held in flight (what this worker
+        committed at claim time), so recording reads nothing back; a message
+        someone else changed meanwhile (a receipt for an earlier attempt's
+        part) makes the write refuse with ``ConcurrentUpdate``, and the retry
+        reads the batch fresh.
+        """
         with self._lock:
             ids = self._completed
             self._completed = []
         done = [self._in_flight[i] for i in dict.fromkeys(ids) if i in self._in_flight]
         if not done:
             return 0
+        reload = False
         for attempt in range(_UNRECORDED_RETRIES):
             try:
-                restarts = self._ctx.write(lambda uow: self._record(uow, done))
+                result = self._ctx.write(partial(self._record, done=done, reload=reload))
                 break
+            except ConcurrentUpdate:
+                reload = True
             except BharatSendError as e:
-                # A receipt ingested concurrently touched one of these messages, or
-                # the database blinked: read them again and redo the batch.
+                # The database blinked: read the batch again and redo it.
+                reload = True
                 self.stats.record_failures += 1
                 _log.warning("dispatch: recording %d outcomes failed: %s", len(done), e.code)
-                if attempt == _UNRECORDED_RETRIES - 1:
-                    # Keep them in flight; the next step tries again, and if this
-                    # worker dies the leases run out and another resolves them.
-                    with self._lock:
-                        self._completed.extend(f.message.id for f in done)
-                    return 0
+            if attempt == _UNRECORDED_RETRIES - 1:
+                # Keep them in flight; the next step tries again, and if this
+                # worker dies the leases run out and another resolves them.
+                with self._lock:
+                    self._completed.extend(f.message.id for f in done)
+                return 0
         for flight in done:
             self._in_flight.pop(flight.message.id, None)
-        for message, route, tried in restarts:
+        self._count(result)
+        for message, route, tried in result.restarts:
             self._submit(message, route, tried)
         return len(done)
+
+    def _count(self, result: _Recorded) -> None:
+        for route, ok in result.route_results:
+            self._route_result(route, ok)
+        self.stats.unknown += result.unknown
+        self.stats.failovers += len(result.restarts)
+        for m in result.messages:
+            if m.status is Status.FAILED:
+                self.stats.failed += 1
+            elif m.status is Status.RETRYING:
+                self.stats.retried += 1
+            elif m.status is not Status.SUBMITTING:
+                self.stats.sent += 1
 
     def claim_and_submit(self, limit: int) -> int:
         """Claim up to ``limit`` due rows, mark them submitting, and submit them."""
@@ -277,7 +317,9 @@ class Dispatcher:
             message = message.apply(Claim(now, route.name))
             updates.append(message)
             starts.append((message, route))
-        uow.messages.update_many(updates)
+        uow.messages.update_many(
+            updates, expected_events={m.id: len(stored[m.id].timeline) for m in updates}
+        )
         settle_changed(uow, settle, now)
         uow.dispatch.ack_many(acks, self.owner)
         uow.dispatch.release_many(releases, self.owner)
@@ -420,16 +462,18 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ recording
 
-    def _record(
-        self, uow: UnitOfWork, done: Sequence[_InFlight]
-    ) -> list[tuple[Message, RouteConfig, list[str]]]:
+    def _record(self, uow: UnitOfWork, *, done: Sequence[_InFlight], reload: bool) -> _Recorded:
         now = self._ctx.clock.now()
-        fresh = uow.messages.get_many([(f.message.tenant_id, f.message.id) for f in done])
+        if reload:
+            base = uow.messages.get_many([(f.message.tenant_id, f.message.id) for f in done])
+        else:
+            base = {f.message.id: f.message for f in done}
+        result = _Recorded()
         current: dict[str, Message] = {}
-        flights: dict[str, _InFlight] = {}
-        restarts: list[tuple[Message, RouteConfig, list[str]]] = []
+        expected: dict[str, int] = {}
+        restarted: set[str] = set()
         for flight in done:
-            stored = fresh.get(flight.message.id)
+            stored = base.get(flight.message.id)
             if (
                 stored is None
                 or stored.status is not Status.SUBMITTING
@@ -437,11 +481,12 @@ class Dispatcher:
             ):
                 # Another worker took it over after our lease ran out: its record wins.
                 continue
-            message, restart = self._outcome(stored, flight, now)
+            expected[stored.id] = len(stored.timeline)
+            message, restart = self._outcome(stored, flight, now, result)
             current[message.id] = message
-            flights[message.id] = flight
             if restart is not None:
-                restarts.append((message, restart, [*flight.tried, restart.name]))
+                result.restarts.append((message, restart, [*flight.tried, restart.name]))
+                restarted.add(message.id)
         # Receipts that overtook these submit responses were parked; apply them now.
         parked = [
             receipt
@@ -451,28 +496,21 @@ class Dispatcher:
         if parked:
             apply_receipts(uow, parked, current=current, lookup=_lookup_in(current))
         messages = list(current.values())
-        uow.messages.update_many(messages)
+        uow.messages.update_many(messages, expected_events=expected)
         settle_changed(uow, messages, now)
         acks = [m.id for m in messages if m.status not in (Status.SUBMITTING, Status.RETRYING)]
         releases = [
             (m.id, m.next_attempt_at or now)
             for m in messages
-            if m.status is Status.RETRYING and m.id not in {r[0].id for r in restarts}
+            if m.status is Status.RETRYING and m.id not in restarted
         ]
         uow.dispatch.ack_many(acks, self.owner)
         uow.dispatch.release_many(releases, self.owner)
-        for m in messages:
-            if m.status is Status.FAILED:
-                self.stats.failed += 1
-            elif m.status is Status.RETRYING:
-                self.stats.retried += 1
-            elif m.status is not Status.SUBMITTING:
-                self.stats.sent += 1
-        self.stats.failovers += len(restarts)
-        return restarts
+        result.messages = messages
+        return result
 
     def _outcome(
-        self, message: Message, flight: _InFlight, now: datetime
+        self, message: Message, flight: _InFlight, now: datetime, result: _Recorded
     ) -> tuple[Message, RouteConfig | None]:
         """Apply one attempt's part outcomes; the next route when failing over."""
         route = flight.route
@@ -484,10 +522,10 @@ class Dispatcher:
             assert o.carrier_message_id is not None
             message = message.apply(PartSubmitted(now, o.index, o.carrier_message_id))
         if accepted:
-            self._route_result(route.name, True)
+            result.route_results.append((route.name, True))
         if unknown:
-            self.stats.unknown += len(unknown)
-            self._route_result(route.name, False)
+            result.unknown += len(unknown)
+            result.route_results.append((route.name, False))
             resend = self._resends(route, message)
             retry_at = now + self.options.unknown_resend_after if resend else None
             for o in unknown:
@@ -501,7 +539,7 @@ class Dispatcher:
         if status_class in (StatusClass.TRANSIENT, StatusClass.SESSION):
             # A throttle means the route is alive but wants fewer submits (the
             # session slows down); only real failures count against the breaker.
-            self._route_result(route.name, False)
+            result.route_results.append((route.name, False))
         carrier_code = _carrier_code(worst)
         if flight.wire_error is not None:
             code = "invalid_for_route"

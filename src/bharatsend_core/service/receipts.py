@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 from attrs import frozen
 
-from bharatsend_core.domain.errors import BharatSendError
+from bharatsend_core.domain.errors import BharatSendError, ConcurrentUpdate
 from bharatsend_core.domain.message import Message, PartReceipt
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports.carrier import CarrierReceipt
@@ -41,6 +41,9 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+#: Attempts at a batch whose messages another transaction changed meanwhile.
+_CONFLICT_RETRIES = 3
 
 #: ``lookup(route, carrier ids)`` -> {carrier id: (message, part index)}.
 Lookup = Callable[[str, Sequence[str]], Mapping[str, tuple[Message, int]]]
@@ -67,13 +70,16 @@ def apply_receipts(
     *,
     current: dict[str, Message],
     lookup: Lookup,
+    expected: dict[str, int] | None = None,
 ) -> int:
     """Apply stored receipts whose carrier id a part has; return how many matched.
 
     ``current`` holds the newest version of messages already touched in this
     transaction and receives every message a receipt changed, so two
     receipts for one message in one batch build on each other. Unmatched
-    receipts stay as they are (parked).
+    receipts stay as they are (parked). ``expected`` receives, for each
+    message read through ``lookup``, how many timeline entries it had: pass it
+    to ``update_many`` so a concurrent change is refused, not overwritten.
     """
     by_route: dict[str, list[StoredReceipt]] = {}
     for receipt in receipts:
@@ -86,6 +92,8 @@ def apply_receipts(
             if hit is None:
                 continue
             stored_message, index = hit
+            if expected is not None and stored_message.id not in current:
+                expected[stored_message.id] = len(stored_message.timeline)
             message = current.get(stored_message.id, stored_message)
             message = message.apply(
                 PartReceipt(
@@ -178,7 +186,21 @@ class ReceiptInbox:
     # ------------------------------------------------------------------ ingesting
 
     def ingest(self, items: Sequence[CarrierReceipt]) -> IngestResult:
-        """Store and apply a batch in one transaction; raises if it could not be stored."""
+        """Store and apply a batch in one transaction; raises if it could not be stored.
+
+        A message changed by another transaction between our read and our
+        write (``ConcurrentUpdate``) makes the whole batch roll back and run
+        again: the inbox rows go with it, so nothing is half-applied.
+        """
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                return self._ingest(items)
+            except ConcurrentUpdate:
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _ingest(self, items: Sequence[CarrierReceipt]) -> IngestResult:
         now = self._ctx.clock.now()
         with self._ctx.storage.unit_of_work() as uow:
             new: list[StoredReceipt] = []
@@ -187,11 +209,16 @@ class ReceiptInbox:
                 if uow.receipts.add(stored):
                     new.append(stored)
             current: dict[str, Message] = {}
+            expected: dict[str, int] = {}
             applied = apply_receipts(
-                uow, new, current=current, lookup=uow.messages.find_by_carrier_ids
+                uow,
+                new,
+                current=current,
+                lookup=uow.messages.find_by_carrier_ids,
+                expected=expected,
             )
             messages = [current[i] for i in sorted(current)]
-            uow.messages.update_many(messages)
+            uow.messages.update_many(messages, expected_events=expected)
             settle_changed(uow, messages, now)
             uow.commit()
         return IngestResult(
@@ -215,13 +242,18 @@ class ReceiptInbox:
             if not parked:
                 return 0
             current: dict[str, Message] = {}
+            expected: dict[str, int] = {}
             applied = apply_receipts(
-                uow, parked, current=current, lookup=uow.messages.find_by_carrier_ids
+                uow,
+                parked,
+                current=current,
+                lookup=uow.messages.find_by_carrier_ids,
+                expected=expected,
             )
             if not applied:
                 return 0
             messages = [current[i] for i in sorted(current)]
-            uow.messages.update_many(messages)
+            uow.messages.update_many(messages, expected_events=expected)
             settle_changed(uow, messages, now)
             uow.commit()
         return applied

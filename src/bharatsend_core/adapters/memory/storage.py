@@ -24,6 +24,7 @@ from bharatsend_core.domain.dlt import Entity, Header, Template
 from bharatsend_core.domain.errors import (
     AlreadyExists,
     ApiKeyNotFound,
+    ConcurrentUpdate,
     DltRecordNotFound,
     MessageNotFound,
     RouteNotFound,
@@ -306,9 +307,22 @@ class _Messages(_Repo):
         if stored is None or stored[0].tenant_id != message.tenant_id:
             raise MessageNotFound(f"no message {message.id}", field="id")
         old = stored[0]
-        # Append-only timeline: keep the stored entries, take only the new ones.
+        # Append-only timeline: keep the stored entries, take only the new ones;
+        # what was accepted stays as it was stored.
         timeline = old.timeline + message.timeline[len(old.timeline) :]
-        self._j.set(self._d.messages, message.id, (evolve(message, timeline=timeline), stored[1]))
+        updated = evolve(
+            old,
+            status=message.status,
+            attempts=message.attempts,
+            next_attempt_at=message.next_attempt_at,
+            updated_at=message.updated_at,
+            route=message.route,
+            possible_duplicate=message.possible_duplicate,
+            error=message.error,
+            parts=message.parts,
+            timeline=timeline,
+        )
+        self._j.set(self._d.messages, message.id, (updated, stored[1]))
 
     def get_many(self, ids: Sequence[tuple[str, str]]) -> Mapping[str, Message]:
         found = {}
@@ -318,7 +332,21 @@ class _Messages(_Repo):
                 found[message_id] = message
         return found
 
-    def update_many(self, messages: Sequence[Message]) -> None:
+    def update_many(
+        self, messages: Sequence[Message], *, expected_events: Mapping[str, int] | None = None
+    ) -> None:
+        if expected_events:
+            for message in messages:
+                expected = expected_events.get(message.id)
+                stored = self._d.messages.get(message.id)
+                if (
+                    expected is not None
+                    and stored is not None
+                    and len(stored[0].timeline) != expected
+                ):
+                    raise ConcurrentUpdate(
+                        f"message {message.id} changed since it was read", field="message_id"
+                    )
         for message in messages:
             self.update(message)
 

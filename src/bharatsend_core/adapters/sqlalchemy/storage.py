@@ -99,6 +99,7 @@ from bharatsend_core.domain.errors import (
     AlreadyExists,
     ApiKeyNotFound,
     BharatSendError,
+    ConcurrentUpdate,
     ConfigurationError,
     DltRecordNotFound,
     MessageNotFound,
@@ -183,32 +184,19 @@ _CHUNK: Final = 500
 _LOG: Final = logging.getLogger(__name__)
 _PIP_POSTGRES: Final = 'pip install "bharatsend-core[postgres]"'
 
-# What ``update`` writes: every column but identity (id, tenant,
-# client_message_id) and the request fingerprint, which are fixed at ``add``.
+# What ``update`` writes: the columns ``Message.apply`` can change. What was
+# accepted (content, DLT ids, price, expiry, created_at...) is fixed at ``add``;
+# leaving it out of the SET also spares the (tenant_id, created_at) index.
 _MESSAGE_STATE: Final = (
-    "phone",
-    "content",
-    "template_id",
-    "header",
-    "entity_id",
-    "category",
-    "encoding",
-    "segments",
     "status",
     "attempts",
     "next_attempt_at",
-    "expires_at",
-    "created_at",
     "updated_at",
     "route",
     "possible_duplicate",
     "error_code",
     "error_reason",
     "error_carrier_code",
-    "sandbox",
-    "priority",
-    "price_paise",
-    "metadata",
 )
 _PART_STATE: Final = (
     "status",
@@ -1326,7 +1314,7 @@ class SqlDltRepository(_Repository):
 
 
 def _message_state(message: Message) -> dict[str, Any]:
-    """The values of ``_MESSAGE_STATE``: every column but identity and fingerprint."""
+    """Every column but identity and fingerprint (an insert)."""
     error = message.error
     return {
         "phone": message.phone,
@@ -1353,6 +1341,22 @@ def _message_state(message: Message) -> dict[str, Any]:
         "price_paise": message.price_paise,
         # Most messages carry none: skip the defensive deep copy then.
         "metadata": message.metadata.to_dict() if message.metadata else {},
+    }
+
+
+def _message_transition(message: Message) -> dict[str, Any]:
+    """The values of ``_MESSAGE_STATE`` (what ``update`` writes)."""
+    error = message.error
+    return {
+        "status": message.status.value,
+        "attempts": message.attempts,
+        "next_attempt_at": message.next_attempt_at,
+        "updated_at": message.updated_at,
+        "route": message.route,
+        "possible_duplicate": message.possible_duplicate,
+        "error_code": None if error is None else error.code,
+        "error_reason": None if error is None else error.reason.value,
+        "error_carrier_code": None if error is None else error.carrier_code,
     }
 
 
@@ -1547,7 +1551,7 @@ class SqlMessageRepository(_Repository):
         Identity (id, tenant, client_message_id) and the request fingerprint
         are fixed at ``add``. ``MessageNotFound`` if missing.
         """
-        params = _message_state(message)
+        params = _message_transition(message)
         params["b_id"] = message.id
         params["b_tenant_id"] = message.tenant_id
         if not self._db.write(self._s.message_update, params):
@@ -1568,7 +1572,9 @@ class SqlMessageRepository(_Repository):
         rows = self._rows_by_id(sorted({message_id for _, message_id in wanted}))
         return self._assemble([row for row in rows if (row.tenant_id, row.id) in wanted])
 
-    def update_many(self, messages: Sequence[Message]) -> None:
+    def update_many(
+        self, messages: Sequence[Message], *, expected_events: Mapping[str, int] | None = None
+    ) -> None:
         """``update`` for a batch: one executemany per table, one count query per 500 ids.
 
         A message given twice is written once, as its last version.
@@ -1579,7 +1585,7 @@ class SqlMessageRepository(_Repository):
             return
         params = []
         for message in batch:
-            row = _message_state(message)
+            row = _message_transition(message)
             row["b_id"] = message.id
             row["b_tenant_id"] = message.tenant_id
             params.append(row)
@@ -1590,6 +1596,13 @@ class SqlMessageRepository(_Repository):
         for chunk in _chunks([m.id for m in batch]):
             for hit in self._db.run(self._s.events_stored_many, {"b_ids": chunk}):
                 stored[hit.message_id] = int(hit.stored)
+        if expected_events:
+            for message in batch:
+                expected = expected_events.get(message.id)
+                if expected is not None and stored.get(message.id, 0) != expected:
+                    raise ConcurrentUpdate(
+                        f"message {message.id} changed since it was read", field="message_id"
+                    )
         new = [
             _event_row(m.id, e)
             for m in batch

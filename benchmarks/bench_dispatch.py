@@ -1,0 +1,306 @@
+"""Dispatch throughput: one worker, one bind to the SMSC simulator, against raw smpplib.
+
+For each database (a SQLite file; PostgreSQL when a URL is given or
+BHARATSEND_TEST_POSTGRES_URL is set) it measures, in the same run:
+
+- the worker: N messages pre-accepted with ``send_batch`` (untimed), then
+  timed from ``Worker.start()`` (which binds) until the simulator has seen all
+  N submits *and* the dispatcher has recorded all N as sent. One route,
+  window 10, no tps cap, receipts off, so this measures claim + submit +
+  record only;
+- the baseline: one smpplib ``Client`` bound as a transceiver to the same
+  simulator writing the same number of ``submit_sm`` PDUs (same fields, same
+  short_message, the two DLT TLVs) and keeping up to 10 outstanding by
+  reading the responses with ``read_pdu()`` in the same thread.
+
+Run: ``python benchmarks/bench_dispatch.py [--messages N] [--postgres URL] [--profile]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import os
+import platform
+import pstats
+import struct
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import smpplib.client
+import smpplib.consts
+import smpplib.smpp
+import sqlalchemy as sa
+
+from bharatsend_core import BharatSend, Settings
+from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
+from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.service.dispatch import DispatchOptions
+from bharatsend_core.service.send import SendRequest
+
+PE_ID = "1201159123456789012"
+TEMPLATE = "1207161234567890123"
+BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
+WINDOW = 10
+
+
+def text(n: int) -> str:
+    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
+
+
+def phone(n: int) -> str:
+    return f"+9198{n % 100_000_000:08d}"
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, python {platform.python_version()}"  # noqa: E501
+
+
+def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
+    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
+    bs = BharatSend(storage=storage, settings=settings)
+    bs.migrate()
+    tenant = bs.create_tenant("Bench")
+    bs.register_entity(tenant.id, PE_ID)
+    bs.register_header(tenant.id, "ACMEOT", category="transactional")
+    bs.register_template(
+        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
+    )
+    bs.top_up(tenant.id, credits)
+    return bs, tenant.id
+
+
+def accept(bs: BharatSend, tenant_id: str, count: int, prefix: str) -> None:
+    for start in range(0, count, 1000):
+        batch = [
+            SendRequest(
+                phone(n), text(n), TEMPLATE, header="ACMEOT", client_message_id=f"{prefix}{n}"
+            )
+            for n in range(start, min(count, start + 1000))
+        ]
+        result = bs.send_batch(tenant_id, batch)
+        assert result.rejected == 0, "a benchmark message was refused"
+
+
+# --------------------------------------------------------------------------- raw baseline
+
+
+def _tlv(tag: int, value: str) -> bytes:
+    data = value.encode("ascii")
+    return struct.pack(">HH", tag, len(data)) + data
+
+
+def raw_smpplib(port: int, count: int) -> float:
+    """Seconds for ``count`` windowed submit_sm over one smpplib transceiver bind."""
+    client = smpplib.client.Client("127.0.0.1", port, timeout=10, allow_unknown_opt_params=True)
+    client.connect()
+    client.bind_transceiver(system_id="bsend", password="secret")
+    extra = _tlv(0x1400, PE_ID) + _tlv(0x1401, TEMPLATE)
+    outstanding = 0
+    answered = 0
+
+    def read_one() -> None:
+        nonlocal outstanding, answered
+        pdu = client.read_pdu()
+        if pdu.command == "submit_sm_resp":
+            outstanding -= 1
+            answered += 1
+
+    t0 = time.perf_counter()
+    for n in range(count):
+        while outstanding >= WINDOW:
+            read_one()
+        pdu = smpplib.smpp.make_pdu(
+            "submit_sm",
+            client=client,
+            source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
+            source_addr_npi=smpplib.consts.SMPP_NPI_UNK,
+            source_addr="ACMEOT",
+            dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+            dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
+            destination_addr=phone(n).removeprefix("+"),
+            esm_class=0,
+            data_coding=0,
+            registered_delivery=0,
+            short_message=text(n).encode("ascii"),
+        )
+        original = pdu.generate_params
+        pdu.generate_params = lambda original=original: original() + extra
+        client.send_pdu(pdu)
+        outstanding += 1
+    while outstanding:
+        read_one()
+    elapsed = time.perf_counter() - t0
+    assert answered == count
+    client.unbind()
+    client.disconnect()
+    return elapsed
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def time_calls(obj: Any, names: tuple[str, ...]) -> dict[str, float]:
+    """Wrap bound methods on one instance to add up their wall time (cheap)."""
+    totals = dict.fromkeys(names, 0.0)
+    for name in names:
+        original = getattr(obj, name)
+
+        def timed(*args: Any, _original: Any = original, _name: str = name, **kw: Any) -> Any:
+            t0 = time.perf_counter()
+            try:
+                return _original(*args, **kw)
+            finally:
+                totals[_name] += time.perf_counter() - t0
+
+        setattr(obj, name, timed)
+    return totals
+
+
+def profile_calls(obj: Any, name: str, profiler: cProfile.Profile) -> None:
+    """Profile every call of one bound method (cProfile sees only the thread it runs in)."""
+    original = getattr(obj, name)
+
+    def profiled(*args: Any, **kw: Any) -> Any:
+        profiler.enable()
+        try:
+            return original(*args, **kw)
+        finally:
+            profiler.disable()
+
+    setattr(obj, name, profiled)
+
+
+def worker_run(
+    bs: BharatSend, sim: SmscSimulator, count: int, already: int, profile: bool
+) -> dict[str, Any]:
+    worker = bs.worker(
+        sandbox_carrier=False,
+        options=DispatchOptions(lease=timedelta(seconds=60)),
+        poll_interval=0.05,
+        bind_wait=5.0,
+    )
+    busy = time_calls(worker.dispatcher, ("step", "record_completed", "claim_and_submit"))
+    profiler = cProfile.Profile() if profile else None
+    if profiler is not None:
+        profile_calls(worker.dispatcher, "step", profiler)
+    t0 = time.perf_counter()
+    worker.start()
+    t_bound = time.perf_counter() - t0
+    deadline = time.monotonic() + max(120.0, count / 100)
+    t_submits = None
+    while True:
+        seen = len(sim.submits) - already
+        if t_submits is None and seen >= count:
+            t_submits = time.perf_counter() - t0
+        if seen >= count and worker.health().stats.sent >= count:
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {seen} submits, {worker.health().stats.sent} recorded")
+        time.sleep(0.002)
+    elapsed = time.perf_counter() - t0
+    stats = worker.health().stats
+    worker.stop(5.0)
+    return {
+        "elapsed": elapsed,
+        "bound": t_bound,
+        "submits_at": t_submits,
+        "stats": stats,
+        "busy": busy,
+        "profiler": profiler,
+    }
+
+
+def bench(name: str, storage: SqlStorage, count: int, profile: bool) -> None:
+    bs, tenant_id = setup(storage, credits=10**12)
+    sim = SmscSimulator(receipt_delay=0.05, behaviour=Behaviour(no_receipts=True)).start()
+    try:
+        bs.add_route(
+            "agg1", host="127.0.0.1", port=sim.port, system_id="bsend", password="secret",
+            tps=None, window=WINDOW, categories=["transactional"],
+        )  # fmt: skip
+        t0 = time.perf_counter()
+        accept(bs, tenant_id, count, "d-")
+        t_accept = time.perf_counter() - t0
+
+        raw_smpplib(sim.port, min(count, 2000))  # warm the simulator and the socket path
+        before = len(sim.submits)
+        t_raw = raw_smpplib(sim.port, count)
+        already = len(sim.submits)
+        assert already - before == count
+
+        run = worker_run(bs, sim, count, already, profile)
+        report = bs.reconcile(tenant_id)
+        assert report.ok, report.problems
+    finally:
+        sim.stop()
+        storage.close()
+
+    elapsed = run["elapsed"]
+    rate, raw_rate = count / elapsed, count / t_raw
+    stats = run["stats"]
+    print(f"[{name}] accepted {count:,} with send_batch in {t_accept:.2f} s (untimed)")
+    print(f"[{name}] worker:  {rate:9,.0f} msg/s   raw smpplib (window {WINDOW}): "
+          f"{raw_rate:9,.0f} msg/s   ratio {rate / raw_rate:5.2f}x   (n={count:,})")  # fmt: skip
+    print(f"[{name}]   start+bind {run['bound'] * 1000:.0f} ms, "
+          f"all submits seen at {run['submits_at']:.2f} s, "
+          f"all recorded sent at {elapsed:.2f} s")  # fmt: skip
+    busy = run["busy"]
+    print(f"[{name}]   dispatch loop busy {busy['step']:.2f} s of {elapsed:.2f} s: "
+          f"claim+submit {busy['claim_and_submit']:.2f} s, "
+          f"record {busy['record_completed']:.2f} s")  # fmt: skip
+    print(f"[{name}]   stats: {stats}")
+    profiler = run["profiler"]
+    if profiler is not None:
+        print(
+            f"[{name}] cProfile of Dispatcher.step (the dispatch-loop thread), top 15 by tottime:"
+        )
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+        print(f"[{name}] the same profile, top 25 by cumulative time:")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
+    parser.add_argument("--profile", action="store_true", help="cProfile Dispatcher.step")
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'dispatch.db'}")
+        bench("sqlite", storage, args.messages, args.profile)
+    if args.postgres:
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        try:
+            storage = SqlStorage.from_url(args.postgres, schema=schema)
+            bench("postgresql", storage, args.messages, args.profile)
+        finally:
+            drop_schemas(args.postgres, [schema])
+    else:
+        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+    return 0
+
+
+def drop_schemas(url: str, schemas: list[str]) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,248 @@
+"""Latency from accept to the SMSC: ``send()`` -> ``submit_sm`` received by the simulator.
+
+A worker is started idle with one route to the SMSC simulator (window 10, no
+tps cap, receipts on with ``receipt_delay`` 0.05 s unless ``--no-receipts``),
+then OTPs are sent one at a time with ``BharatSend.send``:
+
+- at 10 msg/s (``--slow`` messages, paced from the main thread), then
+- at 1,000 msg/s (``--fast`` messages, paced with ``time.perf_counter`` from
+  ``--senders`` threads on an open-loop schedule, so a slow ``send`` shows up
+  as a lower achieved rate, reported, and not as hidden pauses).
+
+Latency is ``ReceivedSubmit.received_at`` (``datetime.now(UTC)`` in the
+simulator's session thread) minus ``datetime.now(UTC)`` taken just *before*
+``send()`` is called; so it includes the accept transaction and its commit.
+The figure from ``send()`` returning (commit done) to the submit is printed
+too. Each message has its own phone number, which is how submits are
+matched to sends. Baseline: the same clocks on a raw smpplib ``submit_sm``
+round trip (write, then wait for the response) to the same simulator.
+
+Run: ``python benchmarks/bench_latency.py [--slow N] [--fast N] [--senders K] [--postgres URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import smpplib.client
+import smpplib.consts
+import sqlalchemy as sa
+
+from bharatsend_core import BharatSend, Settings
+from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
+from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.service.dispatch import DispatchOptions
+
+PE_ID = "1201159123456789012"
+TEMPLATE = "1207161234567890123"
+BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
+
+
+def text(n: int) -> str:
+    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
+
+
+def phone(n: int) -> str:
+    return f"+9198{n % 100_000_000:08d}"
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}"
+    )
+
+
+def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
+    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
+    bs = BharatSend(storage=storage, settings=settings)
+    bs.migrate()
+    tenant = bs.create_tenant("Bench")
+    bs.register_entity(tenant.id, PE_ID)
+    bs.register_header(tenant.id, "ACMEOT", category="transactional")
+    bs.register_template(
+        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
+    )
+    bs.top_up(tenant.id, credits)
+    return bs, tenant.id
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+class Sender:
+    """Sends message numbers ``first .. first+count`` at ``rate`` from ``threads`` threads."""
+
+    def __init__(self, bs: BharatSend, tenant_id: str) -> None:
+        self.bs = bs
+        self.tenant_id = tenant_id
+        self.before: dict[str, datetime] = {}
+        self.after: dict[str, datetime] = {}
+        self.send_seconds: list[float] = []
+
+    def run(self, first: int, count: int, rate: float, threads: int) -> float:
+        """Send them all; the achieved rate."""
+        start = time.perf_counter() + 0.05
+        interval = 1.0 / rate
+
+        def loop(k: int) -> None:
+            send, tenant = self.bs.send, self.tenant_id
+            for i in range(k, count, threads):
+                wait = start + i * interval - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                n = first + i
+                to = phone(n)
+                t0 = time.perf_counter()
+                self.before[to[1:]] = datetime.now(UTC)
+                send(tenant, phone_number=to, content=text(n), dlt_template_id=TEMPLATE,
+                     header="ACMEOT", client_message_id=f"l-{n}")  # fmt: skip
+                self.after[to[1:]] = datetime.now(UTC)
+                self.send_seconds.append(time.perf_counter() - t0)
+
+        workers = [threading.Thread(target=loop, args=(k,)) for k in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join()
+        return count / (time.perf_counter() - start)
+
+
+def raw_round_trips(port: int, count: int) -> list[float]:
+    """ms from before writing a submit_sm to the simulator's received_at, one at a time."""
+    client = smpplib.client.Client("127.0.0.1", port, timeout=10)
+    client.connect()
+    client.bind_transmitter(system_id="bsend", password="secret")
+    stamps: dict[str, datetime] = {}
+    for n in range(count):
+        to = f"9197{n:08d}"
+        stamps[to] = datetime.now(UTC)
+        client.send_message(
+            source_addr_ton=smpplib.consts.SMPP_TON_ALNUM,
+            source_addr="ACMEOT",
+            dest_addr_ton=smpplib.consts.SMPP_TON_INTL,
+            dest_addr_npi=smpplib.consts.SMPP_NPI_ISDN,
+            destination_addr=to,
+            short_message=text(n).encode("ascii"),
+            registered_delivery=0,
+        )
+        client.read_pdu()
+        time.sleep(0.002)
+    client.unbind()
+    client.disconnect()
+    return stamps  # type: ignore[return-value]
+
+
+def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int) -> None:
+    bs, tenant_id = setup(storage, credits=10**12)
+    behaviour = Behaviour(no_receipts=args.no_receipts)
+    sim = SmscSimulator(receipt_delay=0.05, behaviour=behaviour).start()
+    worker = None
+    try:
+        bs.add_route(
+            "agg1", host="127.0.0.1", port=sim.port, system_id="bsend", password="secret",
+            tps=None, window=10, categories=["transactional"],
+        )  # fmt: skip
+        stamps = raw_round_trips(sim.port, 200)
+        sim.submits.wait_for(200, 10)
+        seen = {s.destination_addr: s.received_at for s in sim.submits}
+        raw = [(seen[k] - t).total_seconds() * 1000 for k, t in stamps.items()]
+        print(f"[{name}] raw smpplib submit_sm (write -> received_at): "
+              f"p50 {pct(raw, 0.5):.3f} ms  p99 {pct(raw, 0.99):.3f} ms  (n=200)")  # fmt: skip
+        worker = bs.worker(
+            sandbox_carrier=False,
+            options=DispatchOptions(lease=timedelta(seconds=60)),
+            poll_interval=0.5,
+            bind_wait=5.0,
+        ).start()
+        total = len(sim.submits)
+        # warm-up: a few messages so the first measured one does not pay for caches
+        warm = Sender(bs, tenant_id)
+        warm.run(90_000_000, 20, 50, 1)
+        total += 20
+        sim.submits.wait_for(total, 10)
+        first = 0
+        for label, count, rate, threads in (
+            ("10 msg/s", args.slow, 10.0, 1),
+            ("1,000 msg/s", args.fast, 1000.0, senders),
+        ):
+            sender = Sender(bs, tenant_id)
+            achieved = sender.run(first, count, rate, threads)
+            total += count
+            sim.submits.wait_for(total, 60)
+            first += count
+            seen = {s.destination_addr: s.received_at for s in sim.submits}
+            lat = [(seen[k] - t).total_seconds() * 1000 for k, t in sender.before.items()]
+            post = [(seen[k] - t).total_seconds() * 1000 for k, t in sender.after.items()]
+            sends = [s * 1000 for s in sender.send_seconds]
+            print(f"[{name}] {label:>11} (achieved {achieved:7,.1f}/s, n={count:,}, "
+                  f"{threads} sender thread{'s' if threads > 1 else ''}):")  # fmt: skip
+            print(f"[{name}]   before send() -> submit at SMSC: p50 {pct(lat, 0.5):7.2f} ms  "
+                  f"p99 {pct(lat, 0.99):7.2f} ms  max {max(lat):7.2f} ms  "
+                  f"mean {statistics.fmean(lat):6.2f} ms")  # fmt: skip
+            print(f"[{name}]   send() returned -> submit:      p50 {pct(post, 0.5):7.2f} ms  "
+                  f"p99 {pct(post, 0.99):7.2f} ms")  # fmt: skip
+            print(f"[{name}]   send() itself:                  p50 {pct(sends, 0.5):7.2f} ms  "
+                  f"p99 {pct(sends, 0.99):7.2f} ms")  # fmt: skip
+        print(f"[{name}]   worker stats: {worker.health().stats}")
+        worker.stop(5.0)
+        worker = None
+        report = bs.reconcile(tenant_id)
+        assert report.ok, report.problems
+    finally:
+        if worker is not None:
+            worker.stop(5.0)
+        sim.stop()
+        storage.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--slow", type=int, default=200, help="messages at 10 msg/s")
+    parser.add_argument("--fast", type=int, default=3000, help="messages at 1,000 msg/s")
+    parser.add_argument("--senders", type=int, default=1, help="sender threads at 1,000/s")
+    parser.add_argument("--pg-senders", type=int, default=4, help="the same on PostgreSQL")
+    parser.add_argument("--no-receipts", action="store_true")
+    parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    print(f"receipts: {'off' if args.no_receipts else 'on (receipt_delay 0.05 s)'}")
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'latency.db'}")
+        bench("sqlite", storage, args, args.senders)
+    if args.postgres:
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        try:
+            bench("postgresql", SqlStorage.from_url(args.postgres, schema=schema), args,
+                  args.pg_senders)  # fmt: skip
+        finally:
+            engine = sa.create_engine(args.postgres)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            engine.dispose()
+    else:
+        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,183 @@
+"""Sustained end-to-end rate with receipts: accept -> submit -> receipt -> delivered -> settled.
+
+For each database (a SQLite file; PostgreSQL when a URL is given or
+BHARATSEND_TEST_POSTGRES_URL is set): one worker with one route to the SMSC
+simulator (window 10, no tps cap, receipts after ``receipt_delay`` 0.05 s),
+and a producer thread calling ``send_batch`` with 100 messages per call on an
+open-loop schedule at ``--rate`` msg/s for ``--seconds`` seconds. Reported:
+the achieved accept rate, the sustained rate (messages reaching ``delivered``
+during the window, per second, counted in the database), the backlog at the
+end of the window (accepted, not yet final), and the time to drain it. The
+run ends with ``reconcile()``.
+
+Run: ``python benchmarks/bench_pipeline.py [--rate R] [--seconds S] [--postgres URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import threading
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from bharatsend_core import BharatSend, Settings
+from bharatsend_core.adapters.smpp import SmscSimulator
+from bharatsend_core.adapters.sqlalchemy import SqlStorage, tables
+from bharatsend_core.service.dispatch import DispatchOptions
+from bharatsend_core.service.send import SendRequest
+
+PE_ID = "1201159123456789012"
+TEMPLATE = "1207161234567890123"
+BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
+CHUNK = 100
+
+
+def text(n: int) -> str:
+    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
+
+
+def phone(n: int) -> str:
+    return f"+9198{n % 100_000_000:08d}"
+
+
+def machine() -> str:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, "
+        f"python {platform.python_version()}"
+    )
+
+
+def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
+    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
+    bs = BharatSend(storage=storage, settings=settings)
+    bs.migrate()
+    tenant = bs.create_tenant("Bench")
+    bs.register_entity(tenant.id, PE_ID)
+    bs.register_header(tenant.id, "ACMEOT", category="transactional")
+    bs.register_template(
+        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
+    )
+    bs.top_up(tenant.id, credits)
+    return bs, tenant.id
+
+
+def counts(engine: sa.Engine) -> dict[str, int]:
+    m = tables.messages
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(m.c.status, sa.func.count()).group_by(m.c.status))
+        return {str(r[0]): int(r[1]) for r in rows}
+
+
+def bench(name: str, storage: SqlStorage, rate: float, seconds: float) -> None:
+    bs, tenant_id = setup(storage, credits=10**12)
+    sim = SmscSimulator(receipt_delay=0.05, record_limit=1000).start()
+    worker = None
+    try:
+        bs.add_route(
+            "agg1", host="127.0.0.1", port=sim.port, system_id="bsend", password="secret",
+            tps=None, window=10, categories=["transactional"],
+        )  # fmt: skip
+        worker = bs.worker(
+            sandbox_carrier=False, options=DispatchOptions(lease=timedelta(seconds=60)),
+            poll_interval=0.05, bind_wait=5.0,
+        ).start()  # fmt: skip
+        total = int(rate * seconds)
+        accepted = [0]
+        t_start = time.perf_counter() + 0.1
+
+        def produce() -> None:
+            for i, start in enumerate(range(0, total, CHUNK)):
+                wait = t_start + i * CHUNK / rate - time.perf_counter()
+                if wait > 0:
+                    time.sleep(wait)
+                batch = [
+                    SendRequest(
+                        phone(n), text(n), TEMPLATE, header="ACMEOT", client_message_id=f"p-{n}"
+                    )
+                    for n in range(start, min(total, start + CHUNK))
+                ]
+                accepted[0] += bs.send_batch(tenant_id, batch).accepted
+
+        producer = threading.Thread(target=produce, name="producer")
+        producer.start()
+        time.sleep(max(0.0, t_start - time.perf_counter()))
+        time.sleep(seconds)
+        accepted_at_end = accepted[0]
+        at_end = counts(storage.engine)
+        t_window = time.perf_counter() - t_start
+        producer.join()
+        t_produced = time.perf_counter() - t_start
+        delivered = at_end.get("delivered", 0)
+        backlog = sum(n for s, n in at_end.items() if s not in ("delivered", "failed", "expired"))
+        unaccepted = int(rate * t_window) - accepted_at_end
+        deadline = time.monotonic() + 300
+        while True:
+            now = counts(storage.engine)
+            if now.get("delivered", 0) >= total or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        t_drained = time.perf_counter() - t_start
+        stats = worker.health().stats
+        worker.stop(5.0)
+        worker = None
+        report = bs.reconcile(tenant_id)
+    finally:
+        if worker is not None:
+            worker.stop(5.0)
+        sim.stop()
+        storage.close()
+    print(f"[{name}] offered {rate:,.0f} msg/s for {seconds:.0f} s ({total:,} messages, "
+          f"send_batch of {CHUNK}); producer finished after {t_produced:.1f} s "
+          f"({total / t_produced:,.0f} msg/s accepted)")  # fmt: skip
+    print(f"[{name}] sustained: {delivered / t_window:9,.0f} delivered msg/s over the window   "
+          f"backlog at end {backlog:,} accepted not final + {max(0, unaccepted):,} offered "
+          f"not yet accepted (status counts {at_end})")  # fmt: skip
+    print(f"[{name}] all {now.get('delivered', 0):,} delivered after {t_drained:.1f} s "
+          f"({now.get('delivered', 0) / t_drained:,.0f} msg/s overall);  reconcile ok: "
+          f"{report.ok}")  # fmt: skip
+    print(f"[{name}] worker stats: {stats}")
+    assert report.ok, report.problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=2500.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory() as tmp:
+        storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'pipeline.db'}")
+        bench("sqlite", storage, args.rate, args.seconds)
+    if args.postgres:
+        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        try:
+            storage = SqlStorage.from_url(args.postgres, schema=schema)
+            bench("postgresql", storage, args.rate, args.seconds)
+        finally:
+            engine = sa.create_engine(args.postgres)
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+            engine.dispose()
+    else:
+        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
