@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 
 import pytest
 from attrs import evolve
@@ -436,3 +437,25 @@ def test_find_by_carrier_ids_matches_parts_on_route_and_carrier_id(storage: Stor
         assert uow.messages.find_by_carrier_ids("r3", ["c-1"]) == {}
         assert uow.messages.find_by_carrier_ids("r1", []) == {}
     assert found == {"c-1": (long, 0), "c-2": (long, 1), "c-3": (other_tenant, 0)}
+
+
+def test_awaiting_receipts_lists_sent_messages_oldest_first(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    old = submitted(message(tenant_id), "r1", "w-1", claimed=1)
+    new = submitted(message(tenant_id), "r1", "w-2", claimed=5)
+    pending = message(tenant_id)
+    add(storage, old, new, pending)
+    assert old.status is Status.SENT
+    with storage.unit_of_work() as uow:
+        cutoff = max(old.updated_at, new.updated_at) + timedelta(seconds=1)
+        found = uow.messages.awaiting_receipts(cutoff, 10)
+        assert [m.id for m in found if m.tenant_id == tenant_id] == [
+            m.id for m in sorted((old, new), key=lambda m: (m.updated_at, m.id))
+        ]
+        assert found[0] == get_in(uow, found[0])
+        assert uow.messages.awaiting_receipts(min(old.updated_at, new.updated_at), 10) == []
+        assert len(uow.messages.awaiting_receipts(cutoff, 1)) == 1
+
+
+def get_in(uow: object, m: Message) -> Message | None:
+    return uow.messages.get(m.tenant_id, m.id)  # type: ignore[attr-defined]

@@ -801,6 +801,7 @@ def test_public_names_are_pinned() -> None:
             "PartStatus",
             "PartSubmitted",
             "ReceiptOutcome",
+            "ReceiptTimeout",
             "RetryPolicy",
             "Status",
             "SubmitFailed",
@@ -812,3 +813,18 @@ def test_public_names_are_pinned() -> None:
     )
     for name in message_module.__all__:
         assert hasattr(message_module, name)
+
+
+def test_a_receipt_timeout_expires_the_parts_still_waiting() -> None:
+    from bharatsend_core.domain.message import ReceiptTimeout
+
+    message = message_in(Status.SENT)
+    timed_out = message.apply(ReceiptTimeout(message.updated_at + timedelta(days=3)))
+    assert timed_out.status is Status.EXPIRED
+    assert all(p.status is PartStatus.EXPIRED for p in timed_out.parts)
+    assert all(p.error_code == "no_receipt" for p in timed_out.parts)
+    assert timed_out.error is not None
+    assert timed_out.error.code == "expired"
+    assert timed_out.timeline[-2].kind == "receipt_timeout"
+    with pytest.raises(IllegalTransition):
+        message_in(Status.ACCEPTED).apply(ReceiptTimeout(message.updated_at))

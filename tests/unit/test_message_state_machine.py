@@ -29,6 +29,7 @@ from bharatsend_core.domain.message import (
     PartStatus,
     PartSubmitted,
     ReceiptOutcome,
+    ReceiptTimeout,
     Status,
     SubmitFailed,
 )
@@ -168,6 +169,10 @@ class MessageLifecycle(RuleBasedStateMachine):
     @rule(step=steps)
     def expire(self, step: int) -> None:
         self.apply(Expire(self.tick(step)))
+
+    @rule(step=steps)
+    def receipt_timeout(self, step: int) -> None:
+        self.apply(ReceiptTimeout(self.tick(step)))
 
     # ------------------------------------------------------------------ aimed at legal moves
 

@@ -57,6 +57,7 @@ __all__ = [
     "PartStatus",
     "PartSubmitted",
     "ReceiptOutcome",
+    "ReceiptTimeout",
     "RetryPolicy",
     "Status",
     "SubmitFailed",
@@ -378,6 +379,19 @@ class PartReceipt:
 
 
 @frozen
+class ReceiptTimeout:
+    """No final receipt came for some parts of a ``sent`` message within the wait allowed.
+
+    Aggregators lose receipts; without this a message would stay ``sent``
+    (and, billed on delivery, keep its credits reserved) forever. The parts
+    still waiting become ``expired`` with error code ``no_receipt`` and the
+    message folds as usual. The service decides when the wait is over.
+    """
+
+    at: datetime = field(validator=_aware)
+
+
+@frozen
 class Expire:
     """Our validity window closed while the message was still waiting to be sent."""
 
@@ -385,7 +399,9 @@ class Expire:
 
 
 #: Anything :meth:`Message.apply` accepts.
-Event: TypeAlias = Claim | PartSubmitted | SubmitFailed | OutcomeUnknown | PartReceipt | Expire
+Event: TypeAlias = (
+    Claim | PartSubmitted | SubmitFailed | OutcomeUnknown | PartReceipt | Expire | ReceiptTimeout
+)
 
 _EVENT_TYPES: tuple[type, ...] = (
     Claim,
@@ -394,6 +410,7 @@ _EVENT_TYPES: tuple[type, ...] = (
     OutcomeUnknown,
     PartReceipt,
     Expire,
+    ReceiptTimeout,
 )
 
 
@@ -440,6 +457,7 @@ TRANSITIONS: Mapping[Status, Mapping[str, frozenset[Status]]] = _table(
         },
         _S.SENT: {
             PartReceipt: _FOLDED,
+            ReceiptTimeout: frozenset({_S.UNDELIVERED, _S.EXPIRED, _S.REJECTED}),
         },
         # Iterate Status, not the frozenset, so the table's order is stable.
         **{s: {PartReceipt: frozenset({s})} for s in Status if s in FINAL_STATUSES},
@@ -741,6 +759,8 @@ class Message:
             self._on_outcome_unknown(event, step)
         elif isinstance(event, PartReceipt):
             self._on_receipt(event, step)
+        elif isinstance(event, ReceiptTimeout):
+            self._on_receipt_timeout(step)
         else:
             self._on_expire(event, step)
         # The table is the contract: a handler that strays from it is a bug here.
@@ -882,6 +902,18 @@ class Message:
             outcome=event.outcome.value,
             carrier_code=event.carrier_code,
         )
+        step.settle()
+
+    def _on_receipt_timeout(self, step: _Step) -> None:
+        waiting = [p.index for p in self.parts if not p.is_final]
+        for index in waiting:
+            step.parts[index] = attrs.evolve(
+                self.parts[index],
+                status=PartStatus.EXPIRED,
+                final_at=step.at,
+                error_code="no_receipt",
+            )
+        step.record("receipt_timeout", parts=len(waiting))
         step.settle()
 
     def _on_expire(self, event: Expire, step: _Step) -> None:

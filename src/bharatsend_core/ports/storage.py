@@ -301,6 +301,13 @@ class MessageRepository(Protocol):
         """
         ...
 
+    def awaiting_receipts(self, sent_before: datetime, limit: int) -> Sequence[Message]:
+        """Up to ``limit`` messages ``sent`` (waiting for receipts) since before the instant.
+
+        Oldest first, across tenants: the receipt-timeout sweep reads them.
+        """
+        ...
+
     def find_by_carrier_ids(
         self, route: str, carrier_message_ids: Sequence[str]
     ) -> Mapping[str, tuple[Message, int]]:

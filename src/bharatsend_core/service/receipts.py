@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from attrs import frozen
 
 from bharatsend_core.domain.errors import BharatSendError, ConcurrentUpdate
-from bharatsend_core.domain.message import Message, PartReceipt
+from bharatsend_core.domain.message import Message, PartReceipt, ReceiptTimeout
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports.carrier import CarrierReceipt
 from bharatsend_core.ports.storage import StoredReceipt, UnitOfWork
@@ -155,6 +155,7 @@ class ReceiptInbox:
         linger: float = 0.002,
         park_window: timedelta = timedelta(hours=6),
         sweep_interval: float = 0.5,
+        receipt_wait: timedelta = timedelta(hours=72),
     ) -> None:
         self._ctx = ctx
         self.sweep_interval = sweep_interval
@@ -162,6 +163,9 @@ class ReceiptInbox:
         self.batch = batch
         self.linger = linger
         self.park_window = park_window
+        #: How long a sent message may wait for its final receipts before
+        #: ``ReceiptTimeout`` expires the parts still waiting.
+        self.receipt_wait = receipt_wait
         self._queue: queue.Queue[tuple[CarrierReceipt, Callable[[bool], None]] | None] = (
             queue.Queue()
         )
@@ -257,6 +261,31 @@ class ReceiptInbox:
             settle_changed(uow, messages, now)
             uow.commit()
         return applied
+
+    def time_out_receipts(self, limit: int = 500) -> int:
+        """Expire the waiting parts of messages sent longer than ``receipt_wait`` ago.
+
+        Settles them like any final state (under delivery billing the
+        reservation is voided), so a lost receipt never holds credits forever.
+        Returns how many messages it moved.
+        """
+        now = self._ctx.clock.now()
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                with self._ctx.storage.unit_of_work() as uow:
+                    waiting = uow.messages.awaiting_receipts(now - self.receipt_wait, limit)
+                    if not waiting:
+                        return 0
+                    expected = {m.id: len(m.timeline) for m in waiting}
+                    moved = [m.apply(ReceiptTimeout(now)) for m in waiting]
+                    uow.messages.update_many(moved, expected_events=expected)
+                    settle_changed(uow, moved, now)
+                    uow.commit()
+                    return len(moved)
+            except ConcurrentUpdate:
+                if attempt == _CONFLICT_RETRIES - 1:
+                    raise
+        return 0  # pragma: no cover
 
     def expire_parked(self) -> int:
         """Give up on parked receipts older than ``park_window`` (kept as ``unknown``)."""
@@ -369,9 +398,17 @@ class ReceiptInbox:
         self._last_expiry = now
         try:
             expired = self.expire_parked()
+            timed_out = 0
+            for _ in range(20):  # at most 10,000 a minute; the rest next time
+                moved = self.time_out_receipts()
+                timed_out += moved
+                if moved < 500:
+                    break
         except BharatSendError as e:
             _log.warning("receipt inbox: expiring parked receipts failed: %s", e.code)
             return
+        if timed_out:
+            _log.warning("receipt inbox: %d sent messages got no final receipt in time", timed_out)
         if expired:
             _log.warning(
                 "receipt inbox: %d parked receipts matched no part; kept as unknown", expired

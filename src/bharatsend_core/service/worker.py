@@ -72,6 +72,7 @@ class Worker:
         poll_interval: float = 0.5,
         reload_interval: float = 10.0,
         park_window: timedelta = timedelta(hours=6),
+        receipt_wait: timedelta = timedelta(hours=72),
         bind_wait: float = 2.0,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
@@ -82,7 +83,7 @@ class Worker:
         self.poll_interval = poll_interval
         self.reload_interval = reload_interval
         self.bind_wait = bind_wait
-        self.inbox = ReceiptInbox(ctx, park_window=park_window)
+        self.inbox = ReceiptInbox(ctx, park_window=park_window, receipt_wait=receipt_wait)
         self._carriers: dict[str, Carrier] = {}
         self._configs: dict[str, RouteConfig] = {}
         self.dispatcher = Dispatcher(ctx, {}, (), owner=self.owner, options=options)

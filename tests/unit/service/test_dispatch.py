@@ -467,3 +467,24 @@ def test_the_post_is_the_price_of_the_route_taken_and_the_rest_is_released(world
     assert rig.charges(message_id) == {TransferKind.RESERVE: 25, TransferKind.POST: 15}
     assert rig.bs.balance(world.tenant_id).available_paise == 10_000 - 15
     assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_a_receipt_that_never_comes_expires_the_message_and_frees_its_credits(
+    world: World,
+) -> None:
+    rig = Rig(world, config("agg1"))
+    rig.bs.set_billing_point(world.tenant_id, "delivery")
+    message_id = rig.send()
+    rig.run()
+    assert rig.message(message_id).status is Status.SENT
+    rig.clock.advance(timedelta(hours=71))
+    assert rig.inbox.time_out_receipts() == 0  # still within the wait
+    rig.clock.advance(timedelta(hours=2))
+    assert rig.inbox.time_out_receipts() == 1
+    message = rig.message(message_id)
+    assert message.status is Status.EXPIRED
+    assert message.parts[0].error_code == "no_receipt"
+    assert rig.charges(message_id) == {TransferKind.RESERVE: PRICE, TransferKind.VOID: PRICE}
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.DELIVERED)  # too late: recorded only
+    assert rig.message(message_id).status is Status.EXPIRED
+    assert rig.bs.reconcile(world.tenant_id).ok

@@ -18,7 +18,7 @@ from bharatsend_core.service.worker import Worker
 
 from .world import OTP_TEMPLATE, OTP_TEXT, PEPPER, World, make_world
 
-WAIT = 5.0
+WAIT = 15.0
 
 
 @pytest.fixture

@@ -42,7 +42,7 @@ from bharatsend_core.domain.ledger import (
     effects,
     same_transfer,
 )
-from bharatsend_core.domain.message import Message
+from bharatsend_core.domain.message import Message, Status
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports.storage import (
@@ -349,6 +349,14 @@ class _Messages(_Repo):
                     )
         for message in messages:
             self.update(message)
+
+    def awaiting_receipts(self, sent_before: datetime, limit: int) -> Sequence[Message]:
+        waiting = [
+            m
+            for m, _ in self._d.messages.values()
+            if m.status is Status.SENT and m.updated_at < sent_before
+        ]
+        return sorted(waiting, key=lambda m: (m.updated_at, m.id))[:limit]
 
     def find_by_carrier_ids(
         self, route: str, carrier_message_ids: Sequence[str]

@@ -863,6 +863,13 @@ class _Statements:
         # Batches by id (dispatch loads, receipt matching): through SQLAlchemy (expanding IN).
         ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
         self.messages_by_ids = select(messages).where(messages.c.id.in_(ids))
+        # The receipt-timeout sweep walks ix_messages_sent_updated_at.
+        self.messages_awaiting = (
+            select(messages)
+            .where(messages.c.status == "sent", messages.c.updated_at < bindparam("b_before"))
+            .order_by(messages.c.updated_at, messages.c.id)
+            .limit(bindparam("b_limit"))
+        )
         self.parts_of_many = (
             select(message_parts)
             .where(message_parts.c.message_id.in_(ids))
@@ -1644,6 +1651,14 @@ class SqlMessageRepository(_Repository):
             for carrier_id, (message_id, index) in hits.items()
             if message_id in loaded
         }
+
+    def awaiting_receipts(self, sent_before: datetime, limit: int) -> Sequence[Message]:
+        """Sent messages last changed before the instant, oldest first (one indexed range)."""
+        rows = list(
+            self._db.run(self._s.messages_awaiting, {"b_before": sent_before, "b_limit": limit})
+        )
+        loaded = self._assemble(rows)
+        return [loaded[row.id] for row in rows]
 
     def _rows_by_id(self, message_ids: Sequence[str]) -> list[Any]:
         rows: list[Any] = []

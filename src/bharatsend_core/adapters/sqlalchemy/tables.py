@@ -448,6 +448,15 @@ Index(
 # index hands them over in that order, without sorting the whole backlog.
 # (depth() scans the queue: it holds only what is waiting, and is a metric.)
 Index("ix_dispatch_queue_claim_order", dispatch_queue.c.priority.desc(), dispatch_queue.c.due_at)
+# Sent messages still waiting for receipts, oldest first (the receipt-timeout
+# sweep); every other status skips the index.
+_waiting = messages.c.status == "sent"
+Index(
+    "ix_messages_sent_updated_at",
+    messages.c.updated_at,
+    sqlite_where=_waiting,
+    postgresql_where=_waiting,
+)
 # A message's receipts; unmatched receipts have no message and skip the index.
 _receipt_matched = receipts.c.message_id.is_not(None)
 Index(

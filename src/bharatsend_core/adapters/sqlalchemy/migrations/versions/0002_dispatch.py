@@ -71,9 +71,19 @@ def upgrade() -> None:
         postgresql_where=matched,
     )
 
+    waiting = sa.text("status = 'sent'")
+    op.create_index(
+        "ix_messages_sent_updated_at",
+        "messages",
+        ["updated_at"],
+        sqlite_where=waiting,
+        postgresql_where=waiting,
+    )
+
 
 def downgrade() -> None:
     """Drop what this revision created (SQLite 3.35+ drops a column in place)."""
+    op.drop_index("ix_messages_sent_updated_at", table_name="messages")
     op.drop_table("receipts")
     op.drop_table("routes")
     op.drop_column("message_parts", "route")
