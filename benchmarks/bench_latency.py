@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -84,9 +85,19 @@ def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
     return bs, tenant.id
 
 
-def pct(values: list[float], q: float) -> float:
+def pct(values: list[float], q: float, spec: str = "7.2f") -> str:
+    """The ``q`` quantile of ``values`` formatted with ``spec``; "n/a" when there are none."""
+    if not values:
+        return f"{'n/a':>{spec.split('.')[0] or 0}}"
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+    return format(ordered[min(len(ordered) - 1, int(q * len(ordered)))], spec)
+
+
+def stat(values: list[float], fn: Callable[[list[float]], float], spec: str = "7.2f") -> str:
+    """``fn(values)`` formatted with ``spec``; "n/a" when there are none."""
+    if not values:
+        return f"{'n/a':>{spec.split('.')[0] or 0}}"
+    return format(fn(values), spec)
 
 
 class Sender:
@@ -167,7 +178,8 @@ def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int
         seen = {s.destination_addr: s.received_at for s in sim.submits}
         raw = [(seen[k] - t).total_seconds() * 1000 for k, t in stamps.items()]
         print(f"[{name}] raw smpplib submit_sm (write -> received_at): "
-              f"p50 {pct(raw, 0.5):.3f} ms  p99 {pct(raw, 0.99):.3f} ms  (n=200)")  # fmt: skip
+              f"p50 {pct(raw, 0.5, '.3f')} ms  p99 {pct(raw, 0.99, '.3f')} ms"
+              "  (n=200)")  # fmt: skip
         worker = bs.worker(
             sandbox_carrier=False,
             options=DispatchOptions(lease=timedelta(seconds=60)),
@@ -196,13 +208,13 @@ def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int
             sends = [s * 1000 for s in sender.send_seconds]
             print(f"[{name}] {label:>11} (achieved {achieved:7,.1f}/s, n={count:,}, "
                   f"{threads} sender thread{'s' if threads > 1 else ''}):")  # fmt: skip
-            print(f"[{name}]   before send() -> submit at SMSC: p50 {pct(lat, 0.5):7.2f} ms  "
-                  f"p99 {pct(lat, 0.99):7.2f} ms  max {max(lat):7.2f} ms  "
-                  f"mean {statistics.fmean(lat):6.2f} ms")  # fmt: skip
-            print(f"[{name}]   send() returned -> submit:      p50 {pct(post, 0.5):7.2f} ms  "
-                  f"p99 {pct(post, 0.99):7.2f} ms")  # fmt: skip
-            print(f"[{name}]   send() itself:                  p50 {pct(sends, 0.5):7.2f} ms  "
-                  f"p99 {pct(sends, 0.99):7.2f} ms")  # fmt: skip
+            print(f"[{name}]   before send() -> submit at SMSC: p50 {pct(lat, 0.5)} ms  "
+                  f"p99 {pct(lat, 0.99)} ms  max {stat(lat, max)} ms  "
+                  f"mean {stat(lat, statistics.fmean, '6.2f')} ms")  # fmt: skip
+            print(f"[{name}]   send() returned -> submit:      p50 {pct(post, 0.5)} ms  "
+                  f"p99 {pct(post, 0.99)} ms")  # fmt: skip
+            print(f"[{name}]   send() itself:                  p50 {pct(sends, 0.5)} ms  "
+                  f"p99 {pct(sends, 0.99)} ms")  # fmt: skip
         print(f"[{name}]   worker stats: {worker.health().stats}")
         worker.stop(5.0)
         worker = None
