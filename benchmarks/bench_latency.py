@@ -135,7 +135,7 @@ class Sender:
             w.start()
         for w in workers:
             w.join()
-        return count / (time.perf_counter() - start)
+        return count / max(time.perf_counter() - start, 1e-9)
 
 
 def raw_round_trips(port: int, count: int) -> list[float]:

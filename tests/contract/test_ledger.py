@@ -20,6 +20,7 @@ from bharatsend_core.domain.ledger import (
     TransferKind,
     apply_effects,
     effects,
+    message_transfer_id,
     recompute_balances,
     tenant_account,
 )
@@ -491,3 +492,52 @@ def test_reservations_of_different_tenants_do_not_wait_for_each_other(storage: S
         first.commit()
     worker.join()
     assert balance(storage, REVENUE_ACCOUNT).credits_pending >= 20
+
+
+# --------------------------------------------------------------------------- batches of settlements
+
+
+def test_settle_many_equals_recording_each(storage: Storage) -> None:
+    tenant = new_tenant(storage, 1_000)
+    account = tenant_account(tenant)
+    ids = [new_id("msg") for _ in range(4)]
+    record(storage, *(reserve(tenant, m, 100) for m in ids))
+    record(storage, settle(tenant, ids[3], POST, 100))
+    batch = [
+        settle(tenant, ids[0], POST, 60),  # the route was cheaper: 40 released
+        settle(tenant, ids[1], VOID, 100),
+        settle(tenant, ids[2], POST, 100),
+        settle(tenant, ids[3], REFUND, 100),
+    ]
+    with storage.unit_of_work() as uow:
+        uow.ledger.settle_many(batch)
+        uow.ledger.settle_many([])
+        uow.commit()
+    after = balance(storage, account)
+    assert after.debits_pending == 0
+    assert after.debits_posted == 60 + 100 + 100
+    assert after.credits_posted == 1_000 + 100
+    with storage.unit_of_work() as uow:
+        found = uow.ledger.get_many([t.id for t in batch] + ["missing"])
+    assert set(found) == {t.id for t in batch}
+    assert found[batch[0].id].amount == 60
+
+
+@pytest.mark.parametrize("case", ["already_settled", "unknown_reservation", "a_reservation"])
+def test_settle_many_refuses_the_whole_batch(storage: Storage, case: str) -> None:
+    tenant = new_tenant(storage, 1_000)
+    good, other = new_id("msg"), new_id("msg")
+    record(storage, reserve(tenant, good, 100), reserve(tenant, other, 100))
+    if case == "already_settled":
+        record(storage, settle(tenant, other, VOID, 100))
+        bad = settle(tenant, other, POST, 100)
+    elif case == "unknown_reservation":
+        bad = settle(tenant, new_id("msg"), POST, 100)
+    else:
+        bad = reserve(tenant, new_id("msg"), 10)
+    before = balance(storage, tenant_account(tenant))
+    with pytest.raises(TransferConflict), storage.unit_of_work() as uow:
+        uow.ledger.settle_many([settle(tenant, good, POST, 100), bad])
+    assert balance(storage, tenant_account(tenant)) == before
+    with storage.unit_of_work() as uow:
+        assert uow.ledger.settlement_of(message_transfer_id(good, "reserve")) is None

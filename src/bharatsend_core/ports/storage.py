@@ -418,6 +418,21 @@ class LedgerRepository(Protocol):
         """The transfer, or None."""
         ...
 
+    def get_many(self, transfer_ids: Sequence[str]) -> Mapping[str, Transfer]:
+        """The transfers with these ids, keyed by id; unknown ids are absent (few queries)."""
+        ...
+
+    def settle_many(self, transfers: Sequence[Transfer]) -> None:
+        """Record several new posts, voids and refunds at once (a dispatch or receipt batch).
+
+        Each names the stored transfer it settles in ``pending_id``. All or
+        nothing: ``TransferConflict`` if a transfer is a reservation, its id
+        is taken, what it settles is missing or already settled, or the
+        amounts do not fit. After an error the unit of work must be rolled
+        back. The balance effects run as one guarded update per account.
+        """
+        ...
+
     def settlement_of(self, reservation_id: str) -> Transfer | None:
         """The post or void that settled a reservation, or None while it is pending."""
         ...

@@ -8,7 +8,7 @@ up to the last paisa.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from attrs import frozen
@@ -37,10 +37,13 @@ __all__ = [
     "LedgerService",
     "ReconcileReport",
     "Statement",
+    "charge_ids",
     "post_charge",
     "refund_charge",
     "reserve_transfer",
     "settle_message",
+    "settle_messages",
+    "settlement_for",
     "void_charge",
 ]
 
@@ -94,29 +97,47 @@ def reserve_transfer(message: Message, at: datetime) -> Transfer:
     )
 
 
+def _settlement(
+    message: Message, reserve: Transfer, phase: Phase, at: datetime, amount: int | None
+) -> Transfer:
+    """The post or void of a message's reservation (a value; nothing is written)."""
+    return Transfer(
+        id=message_transfer_id(message.id, phase),
+        kind=TransferKind.POST if phase is Phase.POST else TransferKind.VOID,
+        debit_account=reserve.debit_account,
+        credit_account=reserve.credit_account,
+        amount=reserve.amount if amount is None else amount,
+        tenant_id=message.tenant_id,
+        created_at=at,
+        pending_id=reserve.id,
+        message_id=message.id,
+    )
+
+
+def _refund(message: Message, post: Transfer, at: datetime, amount: int | None) -> Transfer:
+    """The compensating transfer of a posted charge (a value; nothing is written)."""
+    return Transfer(
+        id=message_transfer_id(message.id, Phase.REFUND),
+        kind=TransferKind.REFUND,
+        debit_account=post.credit_account,
+        credit_account=post.debit_account,
+        amount=post.amount if amount is None else amount,
+        tenant_id=message.tenant_id,
+        created_at=at,
+        pending_id=post.id,
+        message_id=message.id,
+    )
+
+
 def _settle(
     uow: UnitOfWork, message: Message, phase: Phase, at: datetime, amount: int | None
 ) -> Transfer | None:
     if message.price_paise == 0:
         return None
-    reserve_id = message_transfer_id(message.id, Phase.RESERVE)
-    reserve = uow.ledger.get(reserve_id)
+    reserve = uow.ledger.get(message_transfer_id(message.id, Phase.RESERVE))
     if reserve is None:
         raise TransferNotFound(f"message {message.id} has no reservation", field="message_id")
-    kind = TransferKind.POST if phase is Phase.POST else TransferKind.VOID
-    return uow.ledger.record(
-        Transfer(
-            id=message_transfer_id(message.id, phase),
-            kind=kind,
-            debit_account=reserve.debit_account,
-            credit_account=reserve.credit_account,
-            amount=reserve.amount if amount is None else amount,
-            tenant_id=message.tenant_id,
-            created_at=at,
-            pending_id=reserve_id,
-            message_id=message.id,
-        )
-    )
+    return uow.ledger.record(_settlement(message, reserve, phase, at, amount))
 
 
 def post_charge(
@@ -137,35 +158,30 @@ def refund_charge(
     """Give back (part of) a posted charge as a new compensating transfer (idempotent)."""
     if message.price_paise == 0:
         return None
-    post_id = message_transfer_id(message.id, Phase.POST)
-    post = uow.ledger.get(post_id)
+    post = uow.ledger.get(message_transfer_id(message.id, Phase.POST))
     if post is None:
         raise TransferNotFound(f"message {message.id} has no posted charge", field="message_id")
-    return uow.ledger.record(
-        Transfer(
-            id=message_transfer_id(message.id, Phase.REFUND),
-            kind=TransferKind.REFUND,
-            debit_account=post.credit_account,
-            credit_account=post.debit_account,
-            amount=post.amount if amount is None else amount,
-            tenant_id=message.tenant_id,
-            created_at=at,
-            pending_id=post_id,
-            message_id=message.id,
-        )
-    )
+    return uow.ledger.record(_refund(message, post, at, amount))
 
 
 _FAILED_DELIVERY = frozenset({Status.UNDELIVERED, Status.EXPIRED})
+_PHASES = (Phase.RESERVE, Phase.POST, Phase.VOID, Phase.REFUND)
 
 
-def settle_message(
-    uow: UnitOfWork, message: Message, tenant: Tenant, at: datetime
+def charge_ids(message: Message) -> list[str]:
+    """The transfer ids a message's charge can have (to read them all in one query)."""
+    return [message_transfer_id(message.id, phase) for phase in _PHASES]
+
+
+def settlement_for(
+    message: Message, tenant: Tenant, known: Mapping[str, Transfer], at: datetime
 ) -> Transfer | None:
-    """Settle a message's charge for the status it has reached; idempotent.
+    """The transfer that settles a message's charge for the status it reached, or None.
 
-    The ledger, not the tenant's current setting, says what was done before,
-    so a billing point changed mid-flight never double-settles:
+    Pure: ``known`` holds the message's stored charge transfers (see
+    :func:`charge_ids`). The ledger, not the tenant's current setting, says
+    what was done before, so a billing point changed mid-flight never
+    double-settles:
 
     - not yet settled: post on ``delivered``, or on ``sent`` (and a failed
       delivery) under the ``submit`` billing point; void on ``failed`` and,
@@ -183,19 +199,51 @@ def settle_message(
     status = message.status
     if status not in FINAL_STATUSES and status is not Status.SENT:
         return None
-    settled = uow.ledger.settlement_of(message_transfer_id(message.id, Phase.RESERVE))
-    if settled is None:
+    reserve = known.get(message_transfer_id(message.id, Phase.RESERVE))
+    if reserve is None:
+        raise TransferNotFound(f"message {message.id} has no reservation", field="message_id")
+    post = known.get(message_transfer_id(message.id, Phase.POST))
+    void = known.get(message_transfer_id(message.id, Phase.VOID))
+    if post is None and void is None:
         submit_billing = tenant.billing_point is BillingPoint.SUBMIT
         if status is Status.DELIVERED or (
             submit_billing and (status is Status.SENT or status in _FAILED_DELIVERY)
         ):
-            return post_charge(uow, message, at, _route_price(message, tenant))
+            return _settlement(message, reserve, Phase.POST, at, _route_price(message, tenant))
         if status is Status.SENT:
             return None  # billed on delivery
-        return void_charge(uow, message, at)
-    if settled.kind is TransferKind.POST and status is Status.REJECTED:
-        return refund_charge(uow, message, at)
+        return _settlement(message, reserve, Phase.VOID, at, None)
+    refunded = message_transfer_id(message.id, Phase.REFUND) in known
+    if post is not None and status is Status.REJECTED and not refunded:
+        return _refund(message, post, at, None)
     return None
+
+
+def settle_message(
+    uow: UnitOfWork, message: Message, tenant: Tenant, at: datetime
+) -> Transfer | None:
+    """Settle one message's charge for its status (idempotent); see :func:`settlement_for`."""
+    transfer = settlement_for(message, tenant, uow.ledger.get_many(charge_ids(message)), at)
+    return None if transfer is None else uow.ledger.record(transfer)
+
+
+def settle_messages(
+    uow: UnitOfWork, messages: Sequence[tuple[Message, Tenant]], at: datetime
+) -> list[Transfer]:
+    """Settle a batch: one read of every charge, one write of every settlement.
+
+    Each message must appear once. What :func:`settlement_for` decides is
+    recorded with ``settle_many``; a message settled concurrently makes the
+    batch fail with ``TransferConflict`` (the caller rolls back and retries).
+    """
+    known = uow.ledger.get_many([i for message, _ in messages for i in charge_ids(message)])
+    transfers = [
+        t
+        for message, tenant in messages
+        if (t := settlement_for(message, tenant, known, at)) is not None
+    ]
+    uow.ledger.settle_many(transfers)
+    return transfers
 
 
 def _route_price(message: Message, tenant: Tenant) -> int:

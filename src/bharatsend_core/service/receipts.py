@@ -29,7 +29,7 @@ from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports.carrier import CarrierReceipt
 from bharatsend_core.ports.storage import StoredReceipt, UnitOfWork
 from bharatsend_core.service.context import Context
-from bharatsend_core.service.ledger import settle_message
+from bharatsend_core.service.ledger import settle_messages
 
 __all__ = [
     "IngestResult",
@@ -116,8 +116,9 @@ def apply_receipts(
 
 
 def settle_changed(uow: UnitOfWork, messages: Iterable[Message], at: datetime) -> None:
-    """Settle each message's charge for its status (idempotent; tenants read once each)."""
+    """Settle each message's charge for its status: a few statements for the whole batch."""
     tenants: dict[str, Tenant | None] = {}
+    batch: list[tuple[Message, Tenant]] = []
     for message in messages:
         if message.tenant_id not in tenants:
             tenants[message.tenant_id] = uow.tenants.get(message.tenant_id)
@@ -125,7 +126,8 @@ def settle_changed(uow: UnitOfWork, messages: Iterable[Message], at: datetime) -
         if tenant is None:  # pragma: no cover - tenants are never deleted
             _log.error("settlement: message %s has no tenant", message.id)
             continue
-        settle_message(uow, message, tenant, at)
+        batch.append((message, tenant))
+    settle_messages(uow, batch, at)
 
 
 @frozen

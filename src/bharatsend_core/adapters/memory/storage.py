@@ -441,6 +441,22 @@ class _Ledger(_Repo):
         seq = self._d.transfer_seq.get(transfer_id)
         return None if seq is None else self._d.transfers[seq - 1]
 
+    def get_many(self, transfer_ids: Sequence[str]) -> Mapping[str, Transfer]:
+        found = {}
+        for transfer_id in transfer_ids:
+            transfer = self.get(transfer_id)
+            if transfer is not None:
+                found[transfer_id] = transfer
+        return found
+
+    def settle_many(self, transfers: Sequence[Transfer]) -> None:
+        for t in transfers:
+            if t.kind is TransferKind.RESERVE or t.pending_id is None:
+                raise TransferConflict(f"{t.id} does not settle anything", field="kind")
+            if t.id in self._d.transfer_seq:
+                raise TransferConflict(f"transfer {t.id} already exists", field="id")
+            self.record(t)
+
     def settlement_of(self, reservation_id: str) -> Transfer | None:
         settled_by = self._d.settlements.get(reservation_id)
         return None if settled_by is None else self.get(settled_by)

@@ -918,6 +918,9 @@ class _Statements:
         t = ledger_transfers.c
         self.transfer_insert = insert_or_skip(ledger_transfers, exclude="seq")
         self.transfer_get = prepare(select(ledger_transfers).where(_by(ledger_transfers, "id")))
+        self.transfers_by_ids = select(ledger_transfers).where(
+            ledger_transfers.c.id.in_(bindparam("b_ids", expanding=True))
+        )
         by_pending = select(ledger_transfers).where(_by(ledger_transfers, "pending_id"))
         self.transfer_by_pending = prepare(by_pending)
         self.transfer_settlement = prepare(
@@ -2076,6 +2079,42 @@ class SqlLedgerRepository(_Repository):
         """The transfer, or None."""
         row = self._db.one(self._s.transfer_get, {"b_id": transfer_id})
         return None if row is None else _transfer_from(row)
+
+    def get_many(self, transfer_ids: Sequence[str]) -> Mapping[str, Transfer]:
+        """The transfers by id: one query per 500 ids."""
+        found: dict[str, Transfer] = {}
+        for chunk in _chunks(sorted(set(transfer_ids))):
+            for row in self._db.run(self._s.transfers_by_ids, {"b_ids": chunk}):
+                found[row.id] = _transfer_from(row)
+        return found
+
+    def settle_many(self, transfers: Sequence[Transfer]) -> None:
+        """Read what they settle in one query, insert all, then one UPDATE per account.
+
+        The unique index on ``pending_id`` refuses a second settlement at the
+        insert, even against a concurrent transaction.
+        """
+        if not transfers:
+            return
+        for t in transfers:
+            if t.kind is TransferKind.RESERVE or t.pending_id is None:
+                raise TransferConflict(f"{t.id} does not settle anything", field="kind")
+        settled = self.get_many([t.pending_id for t in transfers if t.pending_id])
+        changes: list[Effect] = []
+        for t in transfers:
+            target = settled.get(t.pending_id or "")
+            if target is None:
+                raise TransferConflict(
+                    f"{t.id} settles {t.pending_id}, which does not exist", field="pending_id"
+                )
+            changes.extend(effects(t, target))  # validates kind, accounts and amount
+        rows = [_transfer_row(t) for t in transfers]
+        if self._db.write_many(self._s.transfer_insert, rows) != len(rows):
+            raise TransferConflict(
+                "a transfer of this batch exists already, or settles something already settled",
+                field="pending_id",
+            )
+        self._apply(changes)
 
     def settlement_of(self, reservation_id: str) -> Transfer | None:
         """The post or void that settled a reservation, or None while it is pending."""
