@@ -20,6 +20,7 @@ from typing import Any, Self
 from attrs import define, evolve
 from attrs import field as attr_field
 
+from bharatsend_core.adapters.signal import DispatchSignal
 from bharatsend_core.domain.dlt import Entity, Header, Template
 from bharatsend_core.domain.errors import (
     AlreadyExists,
@@ -656,35 +657,8 @@ class _Receipts(_Repo):
         return found[: max(limit, 0)]
 
 
-class _Signal:
-    """Dispatch wake-ups: a condition over a generation counter.
-
-    Each waiting thread remembers the generation it last saw, so a wake-up
-    between two of its waits is not lost (the next wait returns at once).
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._generation = 0
-        self._seen = threading.local()
-
-    def notify(self) -> None:
-        with self._condition:
-            self._generation += 1
-            self._condition.notify_all()
-
-    def wait(self, timeout: float) -> bool:
-        with self._condition:
-            seen: int = getattr(self._seen, "generation", 0)
-            if self._generation == seen and timeout > 0:
-                self._condition.wait_for(lambda: self._generation != seen, timeout)
-            woke = self._generation != seen
-            self._seen.generation = self._generation
-            return woke
-
-
 class _UnitOfWork:
-    def __init__(self, data: _Data, lock: threading.RLock, signal: _Signal) -> None:
+    def __init__(self, data: _Data, lock: threading.RLock, signal: DispatchSignal) -> None:
         self._lock = lock
         self._signal = signal
         self._new_work = False
@@ -734,7 +708,7 @@ class MemoryStorage:
     def __init__(self) -> None:
         self._data = _Data()
         self._lock = threading.RLock()
-        self._signal = _Signal()
+        self._signal = DispatchSignal()
         self.migrate()
 
     def unit_of_work(self) -> _UnitOfWork:

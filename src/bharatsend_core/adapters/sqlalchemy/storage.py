@@ -74,6 +74,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
+from bharatsend_core.adapters.signal import DispatchSignal
 from bharatsend_core.adapters.sqlalchemy.errors import reraise
 from bharatsend_core.adapters.sqlalchemy.prepared import Prepared, Session, json_dumps
 from bharatsend_core.adapters.sqlalchemy.tables import (
@@ -408,36 +409,6 @@ def dispatch_channel(schema: str | None) -> str:
         return DISPATCH_CHANNEL
     suffix = re.sub(r"[^a-z0-9_]", "_", schema.lower())
     return f"{DISPATCH_CHANNEL}_{suffix}"[:63]  # PostgreSQL identifiers stop at 63 bytes
-
-
-class DispatchSignal:
-    """In-process wake-ups for dispatch waiters: a condition over a generation counter.
-
-    Each waiting thread remembers the generation it last saw, so a wake-up
-    that lands between two of its waits is not lost: the next wait returns at
-    once. A thread's first wait counts every wake-up since the storage began.
-    """
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._generation = 0
-        self._seen = threading.local()
-
-    def notify(self) -> None:
-        """Wake every waiter (and the next wait of every thread not waiting now)."""
-        with self._condition:
-            self._generation += 1
-            self._condition.notify_all()
-
-    def wait(self, timeout: float) -> bool:
-        """True once the generation moved past what this thread saw; False on timeout."""
-        with self._condition:
-            seen: int = getattr(self._seen, "generation", 0)
-            if self._generation == seen and timeout > 0:
-                self._condition.wait_for(lambda: self._generation != seen, timeout)
-            woke = self._generation != seen
-            self._seen.generation = self._generation
-            return woke
 
 
 class _PgListener:
