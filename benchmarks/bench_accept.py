@@ -22,7 +22,6 @@ import os
 import platform
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -30,39 +29,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from bharatsend_core import BharatSend, Settings
+from _common import (
+    PE_ID,
+    POSTGRES_SKIPPED,
+    TEMPLATE,
+    drop_schemas,
+    new_schema,
+    phone,
+    requests,
+    setup,
+    text,
+)
 from bharatsend_core.adapters.sqlalchemy import SqlStorage, tables
 from bharatsend_core.adapters.sqlalchemy.storage import _event_row, _message_state, _part_row
 from bharatsend_core.adapters.system import SystemClock, SystemIds
 from bharatsend_core.domain.ledger import REVENUE_ACCOUNT, Phase, message_transfer_id
 from bharatsend_core.domain.message import Message
 from bharatsend_core.service.send import SendRequest
-
-PE_ID = "1201159123456789012"
-TEMPLATE = "1207161234567890123"
-BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
-
-
-def text(n: int) -> str:
-    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
-
-
-def phone(n: int) -> str:
-    return f"+9198{n % 100_000_000:08d}"
-
-
-def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
-    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
-    bs = BharatSend(storage=storage, settings=settings)
-    bs.migrate()
-    tenant = bs.create_tenant("Bench")
-    bs.register_entity(tenant.id, PE_ID)
-    bs.register_header(tenant.id, "ACMEOT", category="transactional")
-    bs.register_template(
-        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
-    )
-    bs.top_up(tenant.id, credits)
-    return bs, tenant.id
 
 
 def rows_for(message: Message) -> dict[str, Any]:
@@ -187,25 +170,16 @@ def bench(name: str, make_storage: Callable[[], SqlStorage], n_single: int, n_ba
     # Our path and the baseline each get a fresh database, so neither warms the other's tables.
     ours = make_storage()
     bs, tenant_id = setup(ours, credits=10**12)
-    requests = [
-        SendRequest(phone(n), text(n), TEMPLATE, header="ACMEOT", client_message_id=f"s-{n}")
-        for n in range(n_single)
-    ]
+    singles = requests(range(n_single), "s-")
     send = bs.send
-    t_send = timed(lambda: [send(tenant_id, **_kwargs(r)) for r in requests])
+    t_send = timed(lambda: [send(tenant_id, **_kwargs(r)) for r in singles])
 
     raw = make_storage()
     _, raw_tenant = setup(raw, credits=10**12)
     rows = prepared_messages(raw_tenant, n_single, 0)
     t_raw = timed(lambda: raw_single(raw.engine, rows))
 
-    batches = [
-        [
-            SendRequest(phone(n), text(n), TEMPLATE, header="ACMEOT", client_message_id=f"b-{n}")
-            for n in range(b * 1000, (b + 1) * 1000)
-        ]
-        for b in range(n_batches)
-    ]
+    batches = [requests(range(b * 1000, (b + 1) * 1000), "b-") for b in range(n_batches)]
     t_batch = timed(lambda: [bs.send_batch(tenant_id, batch) for batch in batches])
     rows_b = prepared_messages(raw_tenant, n_batches * 1000, 10_000_000)
     t_raw_b = timed(lambda: raw_batch(raw.engine, rows_b, 1000))
@@ -253,19 +227,15 @@ def main() -> int:
         schemas: list[str] = []
 
         def make_pg() -> SqlStorage:
-            schemas.append(f"bench_{uuid.uuid4().hex[:12]}")
+            schemas.append(new_schema())
             return SqlStorage.from_url(args.postgres, schema=schemas[-1])
 
         try:
             bench("postgresql", make_pg, args.messages, args.batches)
         finally:
-            engine = sa.create_engine(args.postgres)
-            with engine.begin() as conn:
-                for schema in schemas:
-                    conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            engine.dispose()
+            drop_schemas(args.postgres, schemas)
     else:
-        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+        print(POSTGRES_SKIPPED)
     return 0
 
 

@@ -21,77 +21,36 @@ from __future__ import annotations
 import argparse
 import cProfile
 import os
-import platform
 import pstats
 import struct
 import tempfile
 import time
-import uuid
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import smpplib.client
 import smpplib.consts
 import smpplib.smpp
-import sqlalchemy as sa
 
-from bharatsend_core import BharatSend, Settings
+from _common import (
+    PE_ID,
+    POSTGRES_SKIPPED,
+    TEMPLATE,
+    accept,
+    add_route,
+    drop_schemas,
+    machine,
+    new_schema,
+    new_worker,
+    phone,
+    setup,
+    text,
+)
+from bharatsend_core import BharatSend
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
-from bharatsend_core.service.dispatch import DispatchOptions
-from bharatsend_core.service.send import SendRequest
 
-PE_ID = "1201159123456789012"
-TEMPLATE = "1207161234567890123"
-BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
 WINDOW = 10
-
-
-def text(n: int) -> str:
-    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
-
-
-def phone(n: int) -> str:
-    return f"+9198{n % 100_000_000:08d}"
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, python {platform.python_version()}"  # noqa: E501
-
-
-def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
-    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
-    bs = BharatSend(storage=storage, settings=settings)
-    bs.migrate()
-    tenant = bs.create_tenant("Bench")
-    bs.register_entity(tenant.id, PE_ID)
-    bs.register_header(tenant.id, "ACMEOT", category="transactional")
-    bs.register_template(
-        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
-    )
-    bs.top_up(tenant.id, credits)
-    return bs, tenant.id
-
-
-def accept(bs: BharatSend, tenant_id: str, count: int, prefix: str) -> None:
-    for start in range(0, count, 1000):
-        batch = [
-            SendRequest(
-                phone(n), text(n), TEMPLATE, header="ACMEOT", client_message_id=f"{prefix}{n}"
-            )
-            for n in range(start, min(count, start + 1000))
-        ]
-        result = bs.send_batch(tenant_id, batch)
-        assert result.rejected == 0, "a benchmark message was refused"
 
 
 # --------------------------------------------------------------------------- raw baseline
@@ -186,12 +145,7 @@ def profile_calls(obj: Any, name: str, profiler: cProfile.Profile) -> None:
 def worker_run(
     bs: BharatSend, sim: SmscSimulator, count: int, already: int, profile: bool
 ) -> dict[str, Any]:
-    worker = bs.worker(
-        sandbox_carrier=False,
-        options=DispatchOptions(lease=timedelta(seconds=60)),
-        poll_interval=0.05,
-        bind_wait=5.0,
-    )
+    worker = new_worker(bs)
     busy = time_calls(worker.dispatcher, ("step", "record_completed", "claim_and_submit"))
     profiler = cProfile.Profile() if profile else None
     if profiler is not None:
@@ -227,10 +181,7 @@ def bench(name: str, storage: SqlStorage, count: int, profile: bool) -> None:
     bs, tenant_id = setup(storage, credits=10**12)
     sim = SmscSimulator(receipt_delay=0.05, behaviour=Behaviour(no_receipts=True)).start()
     try:
-        bs.add_route(
-            "agg1", host="127.0.0.1", port=sim.port, system_id="bsend", password="secret",
-            tps=None, window=WINDOW, categories=["transactional"],
-        )  # fmt: skip
+        add_route(bs, sim.port, window=WINDOW)
         t0 = time.perf_counter()
         accept(bs, tenant_id, count, "d-")
         t_accept = time.perf_counter() - t0
@@ -283,23 +234,15 @@ def main() -> int:
         storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'dispatch.db'}")
         bench("sqlite", storage, args.messages, args.profile)
     if args.postgres:
-        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        schema = new_schema()
         try:
             storage = SqlStorage.from_url(args.postgres, schema=schema)
             bench("postgresql", storage, args.messages, args.profile)
         finally:
             drop_schemas(args.postgres, [schema])
     else:
-        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+        print(POSTGRES_SKIPPED)
     return 0
-
-
-def drop_schemas(url: str, schemas: list[str]) -> None:
-    engine = sa.create_engine(url)
-    with engine.begin() as conn:
-        for schema in schemas:
-            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    engine.dispose()
 
 
 if __name__ == "__main__":

@@ -24,65 +24,32 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import smpplib.client
 import smpplib.consts
-import sqlalchemy as sa
 
-from bharatsend_core import BharatSend, Settings
+from _common import (
+    POSTGRES_SKIPPED,
+    TEMPLATE,
+    add_route,
+    drop_schemas,
+    machine,
+    new_schema,
+    new_worker,
+    phone,
+    setup,
+    text,
+)
+from bharatsend_core import BharatSend
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
-from bharatsend_core.service.dispatch import DispatchOptions
-
-PE_ID = "1201159123456789012"
-TEMPLATE = "1207161234567890123"
-BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
-
-
-def text(n: int) -> str:
-    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
-
-
-def phone(n: int) -> str:
-    return f"+9198{n % 100_000_000:08d}"
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}"
-    )
-
-
-def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
-    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
-    bs = BharatSend(storage=storage, settings=settings)
-    bs.migrate()
-    tenant = bs.create_tenant("Bench")
-    bs.register_entity(tenant.id, PE_ID)
-    bs.register_header(tenant.id, "ACMEOT", category="transactional")
-    bs.register_template(
-        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
-    )
-    bs.top_up(tenant.id, credits)
-    return bs, tenant.id
 
 
 def pct(values: list[float], q: float, spec: str = "7.2f") -> str:
@@ -169,10 +136,7 @@ def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int
     sim = SmscSimulator(receipt_delay=0.05, behaviour=behaviour).start()
     worker = None
     try:
-        bs.add_route(
-            "agg1", host="127.0.0.1", port=sim.port, system_id="bsend", password="secret",
-            tps=None, window=10, categories=["transactional"],
-        )  # fmt: skip
+        add_route(bs, sim.port)
         stamps = raw_round_trips(sim.port, 200)
         sim.submits.wait_for(200, 10)
         seen = {s.destination_addr: s.received_at for s in sim.submits}
@@ -180,12 +144,7 @@ def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int
         print(f"[{name}] raw smpplib submit_sm (write -> received_at): "
               f"p50 {pct(raw, 0.5, '.3f')} ms  p99 {pct(raw, 0.99, '.3f')} ms"
               "  (n=200)")  # fmt: skip
-        worker = bs.worker(
-            sandbox_carrier=False,
-            options=DispatchOptions(lease=timedelta(seconds=60)),
-            poll_interval=0.5,
-            bind_wait=5.0,
-        ).start()
+        worker = new_worker(bs, poll_interval=0.5).start()
         total = len(sim.submits)
         # warm-up: a few messages so the first measured one does not pay for caches
         warm = Sender(bs, tenant_id)
@@ -242,17 +201,14 @@ def main() -> int:
         storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'latency.db'}")
         bench("sqlite", storage, args, args.senders)
     if args.postgres:
-        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        schema = new_schema()
         try:
             bench("postgresql", SqlStorage.from_url(args.postgres, schema=schema), args,
                   args.pg_senders)  # fmt: skip
         finally:
-            engine = sa.create_engine(args.postgres)
-            with engine.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            engine.dispose()
+            drop_schemas(args.postgres, [schema])
     else:
-        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+        print(POSTGRES_SKIPPED)
     return 0
 
 

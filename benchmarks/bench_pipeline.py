@@ -17,63 +17,27 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import threading
 import time
-import uuid
-from datetime import timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from bharatsend_core import BharatSend, Settings
+from _common import (
+    POSTGRES_SKIPPED,
+    add_route,
+    drop_schemas,
+    machine,
+    new_schema,
+    new_worker,
+    requests,
+    setup,
+)
 from bharatsend_core.adapters.smpp import SmscSimulator
 from bharatsend_core.adapters.sqlalchemy import SqlStorage, tables
-from bharatsend_core.service.dispatch import DispatchOptions
-from bharatsend_core.service.send import SendRequest
 
-PE_ID = "1201159123456789012"
-TEMPLATE = "1207161234567890123"
-BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
 CHUNK = 100
-
-
-def text(n: int) -> str:
-    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
-
-
-def phone(n: int) -> str:
-    return f"+9198{n % 100_000_000:08d}"
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}"
-    )
-
-
-def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
-    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
-    bs = BharatSend(storage=storage, settings=settings)
-    bs.migrate()
-    tenant = bs.create_tenant("Bench")
-    bs.register_entity(tenant.id, PE_ID)
-    bs.register_header(tenant.id, "ACMEOT", category="transactional")
-    bs.register_template(
-        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
-    )
-    bs.top_up(tenant.id, credits)
-    return bs, tenant.id
 
 
 def counts(engine: sa.Engine) -> dict[str, int]:
@@ -88,14 +52,8 @@ def bench(name: str, storage: SqlStorage, rate: float, seconds: float) -> None:
     sim = SmscSimulator(receipt_delay=0.05, record_limit=1000).start()
     worker = None
     try:
-        bs.add_route(
-            "agg1", host="127.0.0.1", port=sim.port, system_id="bsend", password="secret",
-            tps=None, window=10, categories=["transactional"],
-        )  # fmt: skip
-        worker = bs.worker(
-            sandbox_carrier=False, options=DispatchOptions(lease=timedelta(seconds=60)),
-            poll_interval=0.05, bind_wait=5.0,
-        ).start()  # fmt: skip
+        add_route(bs, sim.port)
+        worker = new_worker(bs).start()
         total = int(rate * seconds)
         accepted = [0]
         t_start = time.perf_counter() + 0.1
@@ -105,12 +63,7 @@ def bench(name: str, storage: SqlStorage, rate: float, seconds: float) -> None:
                 wait = t_start + i * CHUNK / rate - time.perf_counter()
                 if wait > 0:
                     time.sleep(wait)
-                batch = [
-                    SendRequest(
-                        phone(n), text(n), TEMPLATE, header="ACMEOT", client_message_id=f"p-{n}"
-                    )
-                    for n in range(start, min(total, start + CHUNK))
-                ]
+                batch = requests(range(start, min(total, start + CHUNK)), "p-")
                 accepted[0] += bs.send_batch(tenant_id, batch).accepted
 
         producer = threading.Thread(target=produce, name="producer")
@@ -165,17 +118,14 @@ def main() -> int:
         storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'pipeline.db'}")
         bench("sqlite", storage, args.rate, args.seconds)
     if args.postgres:
-        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        schema = new_schema()
         try:
             storage = SqlStorage.from_url(args.postgres, schema=schema)
             bench("postgresql", storage, args.rate, args.seconds)
         finally:
-            engine = sa.create_engine(args.postgres)
-            with engine.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            engine.dispose()
+            drop_schemas(args.postgres, [schema])
     else:
-        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+        print(POSTGRES_SKIPPED)
     return 0
 
 

@@ -26,88 +26,42 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import tempfile
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
 
-from bharatsend_core import BharatSend, Settings
+from _common import (
+    POSTGRES_SKIPPED,
+    accept,
+    add_route,
+    drop_schemas,
+    machine,
+    new_schema,
+    new_worker,
+    setup,
+    text,
+)
+from bharatsend_core import BharatSend
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
 from bharatsend_core.adapters.sqlalchemy import SqlStorage, tables
 from bharatsend_core.domain.ledger import REVENUE_ACCOUNT
 from bharatsend_core.domain.receipts import dedup_key, parse_receipt
 from bharatsend_core.ports.carrier import CarrierReceipt
-from bharatsend_core.service.dispatch import DispatchOptions
 from bharatsend_core.service.receipts import ReceiptInbox
-from bharatsend_core.service.send import SendRequest
 
-PE_ID = "1201159123456789012"
-TEMPLATE = "1207161234567890123"
-BODY = "Your OTP is {#var#}. Valid for 5 minutes. Do not share it. -ACME"
 BATCH = 500
-
-
-def text(n: int) -> str:
-    return f"Your OTP is {n % 1_000_000:06d}. Valid for 5 minutes. Do not share it. -ACME"
-
-
-def phone(n: int) -> str:
-    return f"+9198{n % 100_000_000:08d}"
-
-
-def machine() -> str:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{platform.platform()}, {cpu or platform.processor()}, {os.cpu_count()} cores, "
-        f"python {platform.python_version()}"
-    )
-
-
-def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
-    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
-    bs = BharatSend(storage=storage, settings=settings)
-    bs.migrate()
-    tenant = bs.create_tenant("Bench")
-    bs.register_entity(tenant.id, PE_ID)
-    bs.register_header(tenant.id, "ACMEOT", category="transactional")
-    bs.register_template(
-        tenant.id, template_id=TEMPLATE, header="ACMEOT", category="transactional", body=BODY
-    )
-    bs.top_up(tenant.id, credits)
-    return bs, tenant.id
 
 
 def sent_messages(bs: BharatSend, tenant_id: str, count: int) -> list[str]:
     """Accept and dispatch ``count`` messages (receipts off); their carrier ids."""
     sim = SmscSimulator(receipt_delay=0.05, behaviour=Behaviour(no_receipts=True)).start()
     try:
-        bs.add_route(
-            "agg1", host="127.0.0.1", port=sim.port, system_id="bsend", password="secret",
-            tps=None, window=10, categories=["transactional"],
-        )  # fmt: skip
-        for start in range(0, count, 1000):
-            batch = [
-                SendRequest(
-                    phone(n), text(n), TEMPLATE, header="ACMEOT", client_message_id=f"r-{n}"
-                )
-                for n in range(start, min(count, start + 1000))
-            ]
-            assert bs.send_batch(tenant_id, batch).rejected == 0
-        worker = bs.worker(
-            sandbox_carrier=False, options=DispatchOptions(lease=timedelta(seconds=60)),
-            poll_interval=0.05, bind_wait=5.0,
-        ).start()  # fmt: skip
+        add_route(bs, sim.port)
+        accept(bs, tenant_id, count, "r-")
+        worker = new_worker(bs).start()
         deadline = time.monotonic() + 600
         while worker.health().stats.sent < count:
             if time.monotonic() > deadline:
@@ -226,16 +180,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         bench("sqlite", SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'r.db'}"), args.messages)
     if args.postgres:
-        schema = f"bench_{uuid.uuid4().hex[:12]}"
+        schema = new_schema()
         try:
             bench("postgresql", SqlStorage.from_url(args.postgres, schema=schema), args.messages)
         finally:
-            engine = sa.create_engine(args.postgres)
-            with engine.begin() as conn:
-                conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            engine.dispose()
+            drop_schemas(args.postgres, [schema])
     else:
-        print("[postgresql] skipped: pass --postgres URL or set BHARATSEND_TEST_POSTGRES_URL")
+        print(POSTGRES_SKIPPED)
     return 0
 
 

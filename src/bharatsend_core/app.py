@@ -12,6 +12,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
+import attrs
+
 from bharatsend_core.config import Settings
 from bharatsend_core.domain.dlt import Entity, Header, Template
 from bharatsend_core.domain.errors import ConfigurationError, InvalidArgument, MessageNotFound
@@ -464,6 +466,26 @@ class BharatSend:
         except TypeError as e:
             raise InvalidArgument(f"unknown route setting: {e}", field="connection") from None
         return self._routes.add(config)
+
+    def update_route(self, name: str, **changes: Any) -> RouteConfig:
+        """Change some of a route's settings (any ``add_route`` keyword but the name).
+
+        Running workers rebind it with the new settings at their next reload.
+        Errors: ``RouteNotFound``, ``InvalidArgument`` (an unknown or invalid setting).
+        """
+        config = self._routes.get(name)
+        route_fields = {f.name for f in attrs.fields(Route)} - {"name"}
+        connection_fields = {f.name for f in attrs.fields(Connection)}
+        unknown = sorted(set(changes) - route_fields - connection_fields)
+        if unknown:
+            raise InvalidArgument(f"unknown route settings: {', '.join(unknown)}", field=unknown[0])
+        route = attrs.evolve(
+            config.route, **{k: v for k, v in changes.items() if k in route_fields}
+        )
+        connection = attrs.evolve(
+            config.connection, **{k: v for k, v in changes.items() if k in connection_fields}
+        )
+        return self._routes.replace(RouteConfig(route, connection))
 
     def get_route(self, name: str) -> RouteConfig:
         """A route; ``RouteNotFound`` if there is none."""

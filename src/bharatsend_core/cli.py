@@ -11,6 +11,7 @@
     bharatsend db upgrade
     bharatsend routes add NAME --host H --port P --system-id ID --password-env VAR [...]
     bharatsend routes list | show NAME | disable NAME | enable NAME
+    bharatsend routes update NAME [--host H] [--port P] [--password-env VAR] [--tps N] [...]
     bharatsend worker [--poll-interval S] [--no-sandbox]
     bharatsend smsc-sim [--port 2775] [--system-id bsend --password secret] [...]
 
@@ -583,6 +584,41 @@ def _run_routes_add(args: argparse.Namespace) -> _Report:
     return _Report(data, f"added route {_route_line(data)}")
 
 
+def _run_routes_update(args: argparse.Namespace) -> _Report:
+    import os
+
+    changes: dict[str, Any] = {
+        key: value
+        for key, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("system_id", args.system_id),
+            ("tps", args.tps),
+            ("window", args.window),
+            ("priority", args.priority),
+            ("weight", args.weight),
+            ("id_mode", args.id_mode),
+        )
+        if value is not None
+    }
+    if args.password_env:
+        password = os.environ.get(args.password_env)
+        if password is None:
+            raise InvalidArgument(
+                f"environment variable {args.password_env} is not set", field="password_env"
+            )
+        changes["password"] = password
+    if not changes:
+        raise InvalidArgument("give at least one setting to change", field="settings")
+    bs = _open(args)
+    try:
+        config = bs.update_route(args.name, **changes)
+    finally:
+        bs.close()
+    data = _route_data(config)
+    return _Report(data, f"updated route {_route_line(data)}")
+
+
 def _run_routes_list(args: argparse.Namespace) -> _Report:
     bs = _open(args)
     try:
@@ -653,6 +689,25 @@ def _add_routes(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
         default="exact",
     )
     add.set_defaults(handler=_run_routes_add)
+    update = sub.add_parser(
+        "update",
+        parents=[common],
+        help="change a route's settings",
+        description="Change some settings of a route; workers rebind it at their next reload.",
+    )
+    update.add_argument("name", metavar="NAME")
+    update.add_argument("--host")
+    update.add_argument("--port", type=int)
+    update.add_argument("--system-id")
+    update.add_argument("--password-env", metavar="VAR", help="read the new password from $VAR")
+    update.add_argument("--tps", type=float)
+    update.add_argument("--window", type=int)
+    update.add_argument("--priority", type=int)
+    update.add_argument("--weight", type=int)
+    update.add_argument(
+        "--id-mode", choices=("exact", "lower_no_zeros", "hex_to_decimal", "decimal_to_hex")
+    )
+    update.set_defaults(handler=_run_routes_update)
     listing = sub.add_parser("list", parents=[common], help="list routes")
     listing.set_defaults(handler=_run_routes_list)
     show = sub.add_parser("show", parents=[common], help="one route in full (no password)")

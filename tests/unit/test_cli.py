@@ -756,16 +756,60 @@ def test_routes_disable_and_enable(
     assert [r["enabled"] for r in data["routes"]] == [True]
 
 
-@pytest.mark.parametrize("verb", ["show", "disable", "enable"])
+def test_routes_update_changes_only_what_is_given(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, database_url: str
+) -> None:
+    assert add_route(capsys, monkeypatch, database_url, "agg1", "--tps", "500")[0] == 0
+    monkeypatch.setenv("AGG1_NEW_PASSWORD", "newpass")
+    code, out, err = run(
+        capsys, "routes", "update", "agg1", "--port", "2776", "--password-env",
+        "AGG1_NEW_PASSWORD", "--database-url", database_url,
+    )  # fmt: skip
+    assert (code, err) == (0, "")
+    assert out.startswith("updated route agg1")
+    assert "newpass" not in out
+
+    from bharatsend_core import BharatSend
+
+    with BharatSend.from_url(database_url) as bs:
+        config = bs.get_route("agg1")
+    assert config.connection.port == 2776
+    assert config.connection.password == "newpass"
+    assert config.route.tps == 500  # untouched
+
+    code, _out, err = run(capsys, "routes", "update", "agg1", "--database-url", database_url)
+    assert code == 2
+    assert "invalid_argument" in err
+    code, _out, err = run(
+        capsys, "routes", "update", "agg1", "--port", "0", "--database-url", database_url
+    )
+    assert code == 2
+
+
+def test_update_route_refuses_unknown_settings() -> None:
+    from bharatsend_core import BharatSend
+    from bharatsend_core.domain.errors import InvalidArgument
+
+    with BharatSend.in_memory(key_pepper="a-test-pepper-of-sufficient-length") as bs:
+        bs.add_route("agg1", host="127.0.0.1", port=2775, system_id="bsend", password="secret")
+        with pytest.raises(InvalidArgument):
+            bs.update_route("agg1", colour="blue")
+        assert bs.update_route("agg1", weight=7, enabled=False).route.weight == 7
+
+
+@pytest.mark.parametrize("verb", ["show", "disable", "enable", "update"])
 def test_unknown_route_is_route_not_found(
     capsys: pytest.CaptureFixture[str], database_url: str, verb: str
 ) -> None:
-    code, out, err = run(capsys, "routes", verb, "nope", "--database-url", database_url)
+    extra = ["--port", "2776"] if verb == "update" else []
+    code, out, err = run(capsys, "routes", verb, "nope", *extra, "--database-url", database_url)
     assert code == 2
     assert out == ""
     assert err.startswith("error: route_not_found: ")
 
-    code, envelope = run_json_error(capsys, "routes", verb, "nope", "--database-url", database_url)
+    code, envelope = run_json_error(
+        capsys, "routes", verb, "nope", *extra, "--database-url", database_url
+    )
     assert code == 2
     assert envelope["code"] == "route_not_found"
 
