@@ -165,6 +165,7 @@ class Dispatcher:
         self._next_extend = 0.0
         self.stats = DispatchStats()
         self._warned_no_route = False
+        self.backlog = False
 
     # ------------------------------------------------------------------ configuration
 
@@ -250,7 +251,10 @@ class Dispatcher:
     def claim_and_submit(self, limit: int) -> int:
         """Claim up to ``limit`` due rows, mark them submitting, and submit them."""
         now = self._ctx.clock.now()
+        claimed = self.stats.claimed
         starts = self._ctx.write(lambda uow: self._claim(uow, now, limit))
+        #: True when the claim came back full: more is probably due right now.
+        self.backlog = self.stats.claimed - claimed >= limit
         for message, route in starts:
             self._submit(message, route, [route.name])
         return len(starts)

@@ -211,9 +211,12 @@ class Worker:
                 _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
                 self._stopping.wait(self.poll_interval)
                 continue
-            if handled:
-                continue
-            dispatcher.kick.wait(self._idle_wait())
+            if dispatcher.backlog:
+                continue  # a full batch: more is waiting, claim again at once
+            # Otherwise sleep until an outcome, new work or the next retry wakes
+            # us: claiming again at once would only compete with the I/O threads
+            # writing what was just submitted.
+            dispatcher.kick.wait(min(self.poll_interval, 0.1) if handled else self._idle_wait())
 
     def _idle_wait(self) -> float:
         """Until the next retry is due, at most ``poll_interval``."""
