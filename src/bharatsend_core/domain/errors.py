@@ -21,9 +21,11 @@ template literals instead.
     │   │   ├── BatchAborted                batch_aborted
     │   │   ├── DltCsvInvalid               dlt_csv_invalid (per-row errors in detail)
     │   │   ├── ReceiptParseError           receipt_parse_error
+    │   │   ├── WebhookUrlForbidden         webhook_url_forbidden
     │   │   └── DltViolation                every dlt_* code (DLT.md)
     │   ├── AuthenticationError             401
-    │   │   └── InvalidApiKey               invalid_api_key (missing, malformed, revoked, expired)
+    │   │   ├── InvalidApiKey               invalid_api_key (missing, malformed, revoked, expired)
+    │   │   └── WebhookSignatureInvalid     webhook_signature_invalid (receivers' verify())
     │   ├── PaymentRequired                 402
     │   │   └── InsufficientCredits         insufficient_credits
     │   ├── PermissionDenied                403
@@ -127,6 +129,8 @@ __all__ = [
     "TransferNotFound",
     "UnsupportedDestination",
     "ValidationError",
+    "WebhookSignatureInvalid",
+    "WebhookUrlForbidden",
 ]
 
 _CODE_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
@@ -263,6 +267,18 @@ class InvalidApiKey(AuthenticationError):
     """The API key is missing, malformed, unknown, revoked or expired (one answer for all)."""
 
     code = "invalid_api_key"
+
+
+class WebhookUrlForbidden(ValidationError):
+    """A webhook URL is not allowed: not https, credentials in it, or a private address."""
+
+    code = "webhook_url_forbidden"
+
+
+class WebhookSignatureInvalid(AuthenticationError):
+    """A webhook delivery's signature or timestamp does not verify (raised by ``verify``)."""
+
+    code = "webhook_signature_invalid"
 
 
 class PaymentRequired(ClientError, abstract=True):
