@@ -13,7 +13,21 @@ from bharatsend_core.domain.errors import (
     WebhookSignatureInvalid,
     WebhookUrlForbidden,
 )
-from bharatsend_core.domain.webhooks import DEFAULT_RETRY_SCHEDULE, check_url, refused_address
+from bharatsend_core.domain.message import (
+    Claim,
+    Message,
+    PartReceipt,
+    PartSubmitted,
+    ReceiptOutcome,
+    SubmitFailed,
+)
+from bharatsend_core.domain.webhooks import (
+    DEFAULT_RETRY_SCHEDULE,
+    WebhookEvent,
+    check_url,
+    events_from,
+    refused_address,
+)
 from bharatsend_core.webhooks import (
     generate_secret,
     secret_key,
@@ -193,3 +207,75 @@ def test_the_default_retry_schedule_grows_and_spans_more_than_a_day() -> None:
     delays = [d.total_seconds() for d in DEFAULT_RETRY_SCHEDULE]
     assert delays == sorted(delays)
     assert sum(delays) > 24 * 3600
+
+
+# --------------------------------------------------------------------------- events
+
+
+def _lifecycle(final: str) -> list[Message]:
+    from tests.unit.test_message import accepted, at
+
+    m = accepted()
+    steps = [m]
+    m = m.apply(Claim(at(1), "route_a"))
+    m = m.apply(SubmitFailed(at(2), "carrier_throttled", "0x00000058", at(30)))
+    steps.append(m)
+    m = m.apply(Claim(at(31), "route_b"))
+    m = m.apply(PartSubmitted(at(32), 0, "c-1"))
+    steps.append(m)
+    m = m.apply(PartReceipt(at(40), 0, ReceiptOutcome(final), "633"))
+    steps.append(m)
+    return steps
+
+
+@pytest.mark.parametrize("final", ["delivered", "rejected"])
+def test_a_lifecycle_produces_one_event_per_status_change(final: str) -> None:
+    steps = _lifecycle(final)
+    produced = []
+    before = -1
+    for m in steps:
+        produced += events_from(m, before)
+        before = len(m.timeline) - 1
+    types = [e.type for e in produced]
+    last = "sms.delivered" if final == "delivered" else "sms.failed"
+    assert types == ["sms.accepted", "sms.retrying", "sms.sent", last]
+
+    # The same events, however the changes were cut (the payload is the state
+    # when the event was written: the outbox stores it, replays resend it).
+    def key(e: WebhookEvent) -> tuple[str, str, int]:
+        return (e.id, e.type, e.sequence)
+
+    assert [key(e) for e in events_from(steps[-1])] == [key(e) for e in produced]
+    assert len({e.id for e in produced}) == len(produced)
+    sequences = [e.payload["data"]["sequence"] for e in produced]
+    assert sequences == sorted(sequences)
+    final_event = produced[-1].payload
+    assert final_event["data"]["route"] == "route_b"
+    if final == "rejected":
+        assert final_event["data"]["error"] == {
+            "code": "rejected", "reason": "rejected", "carrier_code": "633",
+        }  # fmt: skip
+    retrying = produced[1].payload["data"]
+    assert retrying["status"] == "retrying"
+    assert retrying["next_attempt_at"] is not None
+
+
+def test_events_never_carry_the_message_content() -> None:
+    from tests.unit.test_message import OTP
+
+    for m in _lifecycle("delivered"):
+        for event in events_from(m):
+            assert OTP not in json.dumps(event.payload)
+            assert "content" not in event.payload["data"]
+
+
+def test_event_filters() -> None:
+    from bharatsend_core.domain.webhooks import check_filters, wants
+
+    assert check_filters(["sms.*", "sms.*"]) == ("sms.*",)
+    assert wants(["sms.*"], "sms.failed")
+    assert wants(["sms.delivered", "sms.failed"], "sms.failed")
+    assert not wants(["sms.delivered"], "sms.sent")
+    for bad in ([], ["email.*"], ["sms.deliverd"]):
+        with pytest.raises(InvalidArgument):
+            check_filters(bad)

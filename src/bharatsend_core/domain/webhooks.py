@@ -1,4 +1,10 @@
-"""Webhook rules that need no I/O: which targets are allowed (the SSRF guard) and when to retry.
+"""Webhook rules that need no I/O: the events, which targets are allowed, and when to retry.
+
+Events come from the message timeline: :func:`events_from` turns the entries a
+state change appended into ``sms.*`` events, so the outbox row can be written in
+the same transaction as the change. An event's id is derived from the message
+id and the timeline sequence, so writing it twice (a retried transaction) can
+never produce two different events, and receivers deduplicate on it.
 
 A webhook URL is the tenant's input, and the worker will connect to it from
 inside the operator's network, so it must never reach private, loopback,
@@ -12,14 +18,136 @@ on every delivery, because DNS can change between the two (rebinding).
 
 from __future__ import annotations
 
+import fnmatch
 import ipaddress
-from datetime import timedelta
-from typing import Final
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Final
 from urllib.parse import SplitResult, urlsplit
 
-from bharatsend_core.domain.errors import WebhookUrlForbidden
+from attrs import frozen
 
-__all__ = ["DEFAULT_RETRY_SCHEDULE", "check_url", "refused_address"]
+from bharatsend_core.domain.errors import InvalidArgument, WebhookUrlForbidden
+from bharatsend_core.domain.message import Message, TimelineEntry
+
+__all__ = [
+    "DEFAULT_RETRY_SCHEDULE",
+    "EVENT_TYPES",
+    "WebhookEvent",
+    "check_filters",
+    "check_url",
+    "events_from",
+    "refused_address",
+    "wants",
+]
+
+#: Every event type an endpoint can subscribe to.
+EVENT_TYPES: Final = ("sms.accepted", "sms.sent", "sms.delivered", "sms.failed", "sms.retrying")
+
+# Timeline entry kind -> event type. Final folds other than delivery are failures.
+_KIND_TYPES: Final = {
+    "accepted": "sms.accepted",
+    "sent": "sms.sent",
+    "delivered": "sms.delivered",
+    "undelivered": "sms.failed",
+    "expired": "sms.failed",
+    "rejected": "sms.failed",
+    "failed": "sms.failed",
+    "retry_scheduled": "sms.retrying",
+}
+
+
+@frozen
+class WebhookEvent:
+    """One event for the outbox: its stable id, type, the message it is about, and the body."""
+
+    id: str
+    type: str
+    tenant_id: str
+    message_id: str
+    sequence: int
+    at: datetime
+    #: The JSON body (``type``, ``timestamp``, ``data``); never the message content.
+    payload: dict[str, Any]
+
+
+def _event_id(message_id: str, sequence: int) -> str:
+    return f"evt_{message_id.removeprefix('msg_')}_{sequence}"
+
+
+def _payload(message: Message, entry: TimelineEntry, event_type: str) -> dict[str, Any]:
+    error = message.error
+    data: dict[str, Any] = {
+        "id": message.id,
+        "client_message_id": message.client_message_id,
+        "status": entry.status.value,
+        "segments": message.segments,
+        "route": message.route,
+        "attempts": message.attempts,
+        "sequence": entry.sequence,
+        "error": None,
+    }
+    if event_type == "sms.failed" and error is not None:
+        data["error"] = {
+            "code": error.code,
+            "reason": error.reason.value,
+            "carrier_code": error.carrier_code,
+        }
+    if event_type == "sms.retrying":
+        data["next_attempt_at"] = entry.get("retry_at")
+    if message.possible_duplicate:
+        data["possible_duplicate"] = True
+    return {"type": event_type, "timestamp": entry.at.isoformat(), "data": data}
+
+
+def events_from(message: Message, after_sequence: int = -1) -> tuple[WebhookEvent, ...]:
+    """The events of the timeline entries after ``after_sequence`` (all of them by default).
+
+    Pass the length of the timeline as it was before a change minus one to get
+    exactly the events that change produced. Entries that are not status
+    changes (a part submitted, a receipt that changed nothing) make no event.
+    """
+    events = []
+    for entry in message.timeline:
+        if entry.sequence <= after_sequence:
+            continue
+        event_type = _KIND_TYPES.get(entry.kind)
+        if event_type is None:
+            continue
+        events.append(
+            WebhookEvent(
+                id=_event_id(message.id, entry.sequence),
+                type=event_type,
+                tenant_id=message.tenant_id,
+                message_id=message.id,
+                sequence=entry.sequence,
+                at=entry.at,
+                payload=_payload(message, entry, event_type),
+            )
+        )
+    return tuple(events)
+
+
+def check_filters(patterns: Iterable[str]) -> tuple[str, ...]:
+    """An endpoint's event filter, validated: exact types or ``sms.*`` / ``*`` patterns."""
+    checked = tuple(dict.fromkeys(patterns))
+    if not checked:
+        raise InvalidArgument("an endpoint subscribes to at least one event type", field="events")
+    for pattern in checked:
+        if not isinstance(pattern, str) or not any(
+            fnmatch.fnmatchcase(t, pattern) for t in EVENT_TYPES
+        ):
+            raise InvalidArgument(
+                f"{pattern!r} matches no event type; use one of {list(EVENT_TYPES)} or 'sms.*'",
+                field="events",
+            )
+    return checked
+
+
+def wants(patterns: Iterable[str], event_type: str) -> bool:
+    """True when an endpoint's filter selects ``event_type``."""
+    return any(fnmatch.fnmatchcase(event_type, p) for p in patterns)
+
 
 #: When to try again after each failed attempt (Standard Webhooks' usual ladder).
 DEFAULT_RETRY_SCHEDULE: Final[tuple[timedelta, ...]] = (
