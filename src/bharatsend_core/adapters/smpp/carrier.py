@@ -195,7 +195,10 @@ class SmppCarrier:
             error = done.exception()
             if error is not None:
                 # smpplib could not encode the PDU: this message will never go as it is.
-                _log.warning("route %s: submit could not be encoded: %r", self.name, error)
+                # The type only: the exception text may quote the short_message.
+                _log.warning(
+                    "route %s: submit could not be encoded: %s", self.name, type(error).__name__
+                )
                 result.set_result(PartOutcome(index=index, status_class=StatusClass.PERMANENT))
                 return
             outcome = done.result()
