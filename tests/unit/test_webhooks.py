@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -23,6 +24,8 @@ from bharatsend_core.domain.message import (
 )
 from bharatsend_core.domain.webhooks import (
     DEFAULT_RETRY_SCHEDULE,
+    EndpointSecret,
+    WebhookEndpoint,
     WebhookEvent,
     check_url,
     events_from,
@@ -279,3 +282,47 @@ def test_event_filters() -> None:
     for bad in ([], ["email.*"], ["sms.deliverd"]):
         with pytest.raises(InvalidArgument):
             check_filters(bad)
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+def _endpoint() -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id="whe_1",
+        tenant_id="ten_1",
+        url="https://app.example.com/hooks",
+        events=("sms.*",),
+        secrets=(EndpointSecret(SECRET, datetime(2026, 1, 1, tzinfo=UTC)),),
+        created_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
+
+
+def test_rotation_signs_with_both_secrets_during_the_overlap_only() -> None:
+    now = datetime(2026, 2, 1, tzinfo=UTC)
+    ep = _endpoint().rotated(OTHER, now, timedelta(hours=24))
+    assert ep.signing_secrets(now) == (OTHER, SECRET)
+    assert ep.signing_secrets(now + timedelta(hours=23)) == (OTHER, SECRET)
+    assert ep.signing_secrets(now + timedelta(hours=24)) == (OTHER,)
+    third = generate_secret(bytes(range(2, 34)))
+    later = ep.rotated(third, now + timedelta(hours=1), timedelta(hours=1))
+    # A second rotation never extends an older secret's life.
+    assert later.signing_secrets(now + timedelta(hours=1, minutes=30)) == (third, OTHER, SECRET)
+    assert later.signing_secrets(now + timedelta(hours=2)) == (third,)
+    assert SECRET not in repr(ep)
+
+
+def test_an_endpoint_failing_long_enough_is_disabled_and_410_disables_at_once() -> None:
+    start = datetime(2026, 2, 1, tzinfo=UTC)
+    ep = _endpoint().failed(start, timedelta(days=3))
+    assert ep.enabled
+    assert ep.failing_since == start
+    assert ep.delivered().failing_since is None
+    ep = ep.failed(start + timedelta(days=2), timedelta(days=3))
+    assert ep.enabled
+    ep = ep.failed(start + timedelta(days=3), timedelta(days=3))
+    assert not ep.enabled
+    assert ep.disabled_reason == "failing"
+    gone = _endpoint().gone()
+    assert not gone.enabled
+    assert gone.disabled_reason == "gone"

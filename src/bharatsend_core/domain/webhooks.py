@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 from urllib.parse import SplitResult, urlsplit
 
+import attrs
 from attrs import frozen
 
 from bharatsend_core.domain.errors import InvalidArgument, WebhookUrlForbidden
@@ -33,6 +34,8 @@ from bharatsend_core.domain.message import Message, TimelineEntry
 __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
     "EVENT_TYPES",
+    "EndpointSecret",
+    "WebhookEndpoint",
     "WebhookEvent",
     "check_filters",
     "check_url",
@@ -221,3 +224,73 @@ def check_url(url: str, *, allow_private: bool = False) -> SplitResult:
             f"the webhook host is a {reason.replace('_', '-')} address", field="url"
         )
     return parts
+
+
+# --------------------------------------------------------------------------- endpoints
+
+
+@frozen
+class EndpointSecret:
+    """One signing secret; a rotated-out secret still signs until ``retires_at``."""
+
+    secret: str = attrs.field(repr=False)
+    created_at: datetime
+    retires_at: datetime | None = None
+
+    def active(self, now: datetime) -> bool:
+        """True while deliveries are signed with it."""
+        return self.retires_at is None or now < self.retires_at
+
+
+@frozen
+class WebhookEndpoint:
+    """Where a tenant wants its events: URL, filter, secrets, and its health.
+
+    Immutable like the message: every change returns a new value. ``failing_since``
+    is the start of the current run of failed deliveries (None while healthy),
+    so "failing for N days" needs no history.
+    """
+
+    id: str
+    tenant_id: str
+    url: str
+    events: tuple[str, ...]
+    secrets: tuple[EndpointSecret, ...]
+    created_at: datetime
+    enabled: bool = True
+    disabled_reason: str | None = None
+    failing_since: datetime | None = None
+
+    def signing_secrets(self, now: datetime) -> tuple[str, ...]:
+        """The secrets a delivery at ``now`` is signed with, newest first."""
+        return tuple(s.secret for s in self.secrets if s.active(now))
+
+    def rotated(self, new_secret: str, now: datetime, overlap: timedelta) -> WebhookEndpoint:
+        """Add ``new_secret``; the others keep signing for ``overlap``, then retire.
+
+        Receivers switch to the new secret during the overlap while both
+        signatures are sent, so a rotation never breaks verification.
+        """
+        if overlap < timedelta(0):
+            raise InvalidArgument("the overlap cannot be negative", field="overlap")
+        kept = tuple(
+            attrs.evolve(s, retires_at=min(s.retires_at or now + overlap, now + overlap))
+            for s in self.secrets
+            if s.active(now)
+        )
+        return attrs.evolve(self, secrets=(EndpointSecret(new_secret, now), *kept))
+
+    def delivered(self) -> WebhookEndpoint:
+        """A delivery succeeded: the endpoint is healthy again."""
+        return self if self.failing_since is None else attrs.evolve(self, failing_since=None)
+
+    def failed(self, now: datetime, disable_after: timedelta) -> WebhookEndpoint:
+        """A delivery failed for good (retries spent); disabled once failing ``disable_after``."""
+        since = self.failing_since or now
+        if now - since >= disable_after:
+            return attrs.evolve(self, failing_since=since, enabled=False, disabled_reason="failing")
+        return attrs.evolve(self, failing_since=since)
+
+    def gone(self) -> WebhookEndpoint:
+        """The receiver answered 410 Gone: stop sending."""
+        return attrs.evolve(self, enabled=False, disabled_reason="gone")
