@@ -8,7 +8,7 @@ socket, no thread, no environment read.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
@@ -22,9 +22,10 @@ from bharatsend_core.domain.ledger import Transfer
 from bharatsend_core.domain.message import Message
 from bharatsend_core.domain.routing import Connection, Route, RouteConfig
 from bharatsend_core.domain.tenants import BillingPoint, RateCard, Tenant, TenantStatus
+from bharatsend_core.domain.webhooks import WebhookEndpoint
 from bharatsend_core.ports import Clock, IdGenerator, Storage, TemplateVersion
 from bharatsend_core.ports.carrier import Carrier
-from bharatsend_core.ports.storage import StoredReceipt
+from bharatsend_core.ports.storage import OutboxEntry, OutboxState, StoredReceipt
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.dispatch import DispatchOptions
 from bharatsend_core.service.keys import KeyService, Principal
@@ -44,6 +45,7 @@ from bharatsend_core.service.templates import (
     RegistryService,
 )
 from bharatsend_core.service.tenants import TenantService
+from bharatsend_core.service.webhooks import CreatedEndpoint, WebhookService
 from bharatsend_core.service.worker import CarrierFactory, Worker
 
 __all__ = ["BharatSend"]
@@ -92,6 +94,7 @@ class BharatSend:
         self._ledger = LedgerService(self._ctx)
         self._send = SendService(self._ctx, cache)
         self._routes = RouteService(self._ctx)
+        self._webhooks = WebhookService(self._ctx)
 
     # ------------------------------------------------------------------ construction
 
@@ -412,6 +415,49 @@ class BharatSend:
     def unmatched_receipts(self, *, limit: int = 100) -> Sequence[StoredReceipt]:
         """Receipts no part ever claimed (kept for inspection), newest first."""
         return self._ctx.read(lambda uow: uow.receipts.list(state="unknown", limit=limit))
+
+    # ------------------------------------------------------------------ webhooks
+
+    def add_webhook_endpoint(
+        self, tenant_id: str, url: str, *, events: Sequence[str] = ("sms.*",)
+    ) -> CreatedEndpoint:
+        """Send the tenant's ``events`` (``sms.*`` by default) to ``url``, signed.
+
+        The returned ``secret`` (``whsec_…``) is shown once. Errors:
+        ``WebhookUrlForbidden`` (not https, or a private address without
+        ``webhooks_allow_private``), ``InvalidArgument``, ``TenantNotFound``.
+        """
+        return self._webhooks.add_endpoint(tenant_id, url, events)
+
+    def rotate_webhook_secret(
+        self, tenant_id: str, endpoint_id: str, *, overlap_seconds: int = 86_400
+    ) -> CreatedEndpoint:
+        """A new signing secret; the old one keeps signing for ``overlap_seconds``."""
+        return self._webhooks.rotate_secret(
+            tenant_id, endpoint_id, timedelta(seconds=overlap_seconds)
+        )
+
+    def list_webhook_endpoints(self, tenant_id: str) -> Sequence[WebhookEndpoint]:
+        """The tenant's webhook endpoints."""
+        return self._webhooks.list_endpoints(tenant_id)
+
+    def disable_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
+        """Stop sending to an endpoint (its pending events wait)."""
+        return self._webhooks.set_enabled(tenant_id, endpoint_id, False)
+
+    def enable_webhook_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint:
+        """Send to an endpoint again (its failure record is cleared)."""
+        return self._webhooks.set_enabled(tenant_id, endpoint_id, True)
+
+    def webhook_deliveries(
+        self, tenant_id: str, *, state: OutboxState | None = None, limit: int = 100
+    ) -> Sequence[OutboxEntry]:
+        """The tenant's webhook outbox, newest first; ``state="dead"`` lists dead letters."""
+        return self._webhooks.deliveries(tenant_id, state=state, limit=limit)
+
+    def replay_webhook(self, tenant_id: str, event_id: str, endpoint_id: str) -> bool:
+        """Deliver an event to an endpoint again; False if there is no such delivery."""
+        return self._webhooks.replay(tenant_id, event_id, endpoint_id)
 
     # ------------------------------------------------------------------ routes
 

@@ -80,6 +80,9 @@ class Settings:
     dlt: DltPolicy = field(factory=DltPolicy)
     #: Send every message to the sandbox carrier, whatever the key.
     sandbox: bool = False
+    #: Allow webhook targets on private or loopback addresses, and plain http
+    #: (development and tests only: it turns off the SSRF guard).
+    webhooks_allow_private: bool = False
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.max_segments <= 255:

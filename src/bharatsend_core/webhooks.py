@@ -22,16 +22,21 @@ body. Pure standard library: receivers need nothing else installed.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
 import hmac
 import json
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any
 
-from bharatsend_core.domain.errors import InvalidArgument, WebhookSignatureInvalid
+from bharatsend_core.domain.errors import WebhookSignatureInvalid
+from bharatsend_core.domain.webhooks import (
+    SECRET_PREFIX,
+    generate_secret,
+    secret_key,
+    sign,
+    signature,
+    signature_headers,
+)
 
 __all__ = [
     "SECRET_PREFIX",
@@ -41,61 +46,6 @@ __all__ = [
     "signature_headers",
     "verify",
 ]
-
-SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a format prefix, not a secret
-_MIN_KEY_BYTES: Final = 24
-_DEFAULT_TOLERANCE: Final = 300
-
-
-def generate_secret(random_bytes: bytes) -> str:
-    """A new ``whsec_`` secret from at least 24 random bytes (the caller draws them)."""
-    if not isinstance(random_bytes, bytes) or len(random_bytes) < _MIN_KEY_BYTES:
-        raise InvalidArgument(
-            f"a webhook secret needs at least {_MIN_KEY_BYTES} random bytes", field="secret"
-        )
-    return SECRET_PREFIX + base64.b64encode(random_bytes).decode("ascii")
-
-
-def secret_key(secret: str) -> bytes:
-    """The HMAC key of a ``whsec_`` secret; ``InvalidArgument`` for anything else."""
-    if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
-        raise InvalidArgument("a webhook secret starts with 'whsec_'", field="secret")
-    try:
-        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidArgument("a webhook secret is 'whsec_' + base64", field="secret") from None
-    if len(key) < _MIN_KEY_BYTES:
-        raise InvalidArgument(
-            f"a webhook secret holds at least {_MIN_KEY_BYTES} bytes", field="secret"
-        )
-    return key
-
-
-def _signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
-    signed = f"{event_id}.{timestamp}.".encode() + body
-    digest = hmac.new(key, signed, hashlib.sha256).digest()
-    return base64.b64encode(digest).decode("ascii")
-
-
-def sign(secrets: Iterable[str], event_id: str, timestamp: int, body: bytes) -> str:
-    """The ``webhook-signature`` value: ``v1,<sig>`` per secret, space-separated."""
-    keys = [secret_key(s) for s in secrets]
-    if not keys:
-        raise InvalidArgument("at least one secret is needed to sign", field="secrets")
-    if not event_id or any(c in event_id for c in ". \n"):
-        raise InvalidArgument("an event id is non-empty, without dots or spaces", field="id")
-    return " ".join(f"v1,{_signature(k, event_id, timestamp, body)}" for k in keys)
-
-
-def signature_headers(
-    secrets: Iterable[str], event_id: str, timestamp: int, body: bytes
-) -> dict[str, str]:
-    """The three headers of one delivery attempt."""
-    return {
-        "webhook-id": event_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": sign(secrets, event_id, timestamp, body),
-    }
 
 
 def _header(headers: Mapping[str, str], name: str) -> str:
@@ -111,7 +61,7 @@ def verify(
     headers: Mapping[str, str],
     body: bytes | str,
     *,
-    tolerance: int = _DEFAULT_TOLERANCE,
+    tolerance: int = 300,
     now: float | None = None,
 ) -> dict[str, Any]:
     """Check a delivery's signature and timestamp, then return the parsed event.
@@ -141,15 +91,15 @@ def verify(
             f"webhook-timestamp is more than {tolerance} s away from now (a replay?)",
             field="webhook-timestamp",
         )
-    expected = [_signature(k, event_id, timestamp, raw) for k in keys]
+    expected = [signature(k, event_id, timestamp, raw) for k in keys]
     matched = False
     for item in offered.split():
-        version, _, signature = item.partition(",")
+        version, _, given = item.partition(",")
         if version != "v1":
             continue
         for candidate in expected:
             # Compare every pair: the time taken does not depend on which matched.
-            matched |= hmac.compare_digest(candidate.encode(), signature.encode())
+            matched |= hmac.compare_digest(candidate.encode(), given.encode())
     if not matched:
         raise WebhookSignatureInvalid("no valid v1 signature", field="webhook-signature")
     try:

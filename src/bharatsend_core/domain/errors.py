@@ -38,7 +38,8 @@ template literals instead.
     │   │   ├── ApiKeyNotFound              api_key_not_found
     │   │   ├── DltRecordNotFound           dlt_record_not_found
     │   │   ├── TransferNotFound            transfer_not_found
-    │   │   └── RouteNotFound               route_not_found
+    │   │   ├── RouteNotFound               route_not_found
+    │   │   └── WebhookEndpointNotFound     webhook_endpoint_not_found
     │   └── ConflictError                   409
     │       ├── IllegalTransition           illegal_transition
     │       ├── IdempotencyConflict         idempotency_conflict
@@ -129,6 +130,7 @@ __all__ = [
     "TransferNotFound",
     "UnsupportedDestination",
     "ValidationError",
+    "WebhookEndpointNotFound",
     "WebhookSignatureInvalid",
     "WebhookUrlForbidden",
 ]
@@ -351,6 +353,12 @@ class TransferNotFound(NotFound):
     """No ledger transfer with that id."""
 
     code = "transfer_not_found"
+
+
+class WebhookEndpointNotFound(NotFound):
+    """No webhook endpoint with that id for this tenant."""
+
+    code = "webhook_endpoint_not_found"
 
 
 class ConcurrentUpdate(ConflictError):

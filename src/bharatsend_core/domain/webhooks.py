@@ -18,7 +18,11 @@ on every delivery, because DNS can change between the two (rebinding).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
+import hashlib
+import hmac
 import ipaddress
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -34,13 +38,19 @@ from bharatsend_core.domain.message import Message, TimelineEntry
 __all__ = [
     "DEFAULT_RETRY_SCHEDULE",
     "EVENT_TYPES",
+    "SECRET_PREFIX",
     "EndpointSecret",
     "WebhookEndpoint",
     "WebhookEvent",
     "check_filters",
     "check_url",
     "events_from",
+    "generate_secret",
     "refused_address",
+    "secret_key",
+    "sign",
+    "signature",
+    "signature_headers",
     "wants",
 ]
 
@@ -294,3 +304,62 @@ class WebhookEndpoint:
     def gone(self) -> WebhookEndpoint:
         """The receiver answered 410 Gone: stop sending."""
         return attrs.evolve(self, enabled=False, disabled_reason="gone")
+
+
+# --------------------------------------------------------------------------- signatures
+# The Standard Webhooks scheme; ``bharatsend_core.webhooks`` re-exports these for receivers.
+
+SECRET_PREFIX: Final = "whsec_"  # noqa: S105 - a format prefix, not a secret
+_MIN_KEY_BYTES: Final = 24
+
+
+def generate_secret(random_bytes: bytes) -> str:
+    """A new ``whsec_`` secret from at least 24 random bytes (the caller draws them)."""
+    if not isinstance(random_bytes, bytes) or len(random_bytes) < _MIN_KEY_BYTES:
+        raise InvalidArgument(
+            f"a webhook secret needs at least {_MIN_KEY_BYTES} random bytes", field="secret"
+        )
+    return SECRET_PREFIX + base64.b64encode(random_bytes).decode("ascii")
+
+
+def secret_key(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_`` secret; ``InvalidArgument`` for anything else."""
+    if not isinstance(secret, str) or not secret.startswith(SECRET_PREFIX):
+        raise InvalidArgument("a webhook secret starts with 'whsec_'", field="secret")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidArgument("a webhook secret is 'whsec_' + base64", field="secret") from None
+    if len(key) < _MIN_KEY_BYTES:
+        raise InvalidArgument(
+            f"a webhook secret holds at least {_MIN_KEY_BYTES} bytes", field="secret"
+        )
+    return key
+
+
+def signature(key: bytes, event_id: str, timestamp: int, body: bytes) -> str:
+    """The base64 HMAC-SHA256 of ``{id}.{timestamp}.{body}`` under ``key``."""
+    signed = f"{event_id}.{timestamp}.".encode() + body
+    digest = hmac.new(key, signed, hashlib.sha256).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def sign(secrets: Iterable[str], event_id: str, timestamp: int, body: bytes) -> str:
+    """The ``webhook-signature`` value: ``v1,<sig>`` per secret, space-separated."""
+    keys = [secret_key(s) for s in secrets]
+    if not keys:
+        raise InvalidArgument("at least one secret is needed to sign", field="secrets")
+    if not event_id or any(c in event_id for c in ". \n"):
+        raise InvalidArgument("an event id is non-empty, without dots or spaces", field="id")
+    return " ".join(f"v1,{signature(k, event_id, timestamp, body)}" for k in keys)
+
+
+def signature_headers(
+    secrets: Iterable[str], event_id: str, timestamp: int, body: bytes
+) -> dict[str, str]:
+    """The three headers of one delivery attempt."""
+    return {
+        "webhook-id": event_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign(secrets, event_id, timestamp, body),
+    }

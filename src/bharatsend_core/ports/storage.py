@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Any, Literal, Protocol, Self
 
 from attrs import frozen
 
@@ -31,9 +31,11 @@ from bharatsend_core.domain.ledger import AccountBalance, Transfer
 from bharatsend_core.domain.message import Message, ReceiptOutcome, Status
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.domain.tenants import Tenant
+from bharatsend_core.domain.webhooks import WebhookEndpoint
 
 __all__ = [
     "ApiKeyRepository",
+    "DeliveryAttempt",
     "DispatchClaim",
     "DispatchRepository",
     "DltRepository",
@@ -41,6 +43,8 @@ __all__ = [
     "LedgerRepository",
     "MessageRepository",
     "MessageSummary",
+    "OutboxEntry",
+    "OutboxState",
     "ReceiptRepository",
     "ReceiptState",
     "RouteRepository",
@@ -49,6 +53,7 @@ __all__ = [
     "TemplateVersion",
     "TenantRepository",
     "UnitOfWork",
+    "WebhookRepository",
     "WhitelistKind",
 ]
 
@@ -97,6 +102,50 @@ class DispatchClaim:
     lease_expires_at: datetime
     due_at: datetime
     priority: int
+
+
+#: Where one event's delivery to one endpoint is: waiting (or retrying), done, or given up.
+OutboxState = Literal["pending", "delivered", "dead"]
+
+
+@frozen
+class OutboxEntry:
+    """One event due to one endpoint: written with the state change, delivered by a worker.
+
+    Keyed by (event_id, endpoint_id): writing it twice is a no-op. The payload
+    is the event body as it was when written; replays resend it unchanged.
+    """
+
+    event_id: str
+    endpoint_id: str
+    tenant_id: str
+    event_type: str
+    payload: Mapping[str, Any]
+    created_at: datetime
+    state: OutboxState = "pending"
+    #: Attempts made so far.
+    attempts: int = 0
+    #: When the next attempt is due; None once delivered or dead.
+    next_attempt_at: datetime | None = None
+    last_status: int | None = None
+    last_error: str | None = None
+    finished_at: datetime | None = None
+
+
+@frozen
+class DeliveryAttempt:
+    """One HTTP attempt at delivering an event to an endpoint, as logged for inspection."""
+
+    event_id: str
+    endpoint_id: str
+    number: int
+    at: datetime
+    #: The HTTP status, or None when no response came (timeout, refused, TLS...).
+    status: int | None
+    latency_ms: int
+    error: str | None = None
+    #: The first bytes of the response body, decoded leniently (at most 512 chars).
+    response_snippet: str | None = None
 
 
 @frozen
@@ -507,6 +556,78 @@ class DispatchRepository(Protocol):
         ...
 
 
+class WebhookRepository(Protocol):
+    """Webhook endpoints, the event outbox and the log of delivery attempts."""
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Insert; ``AlreadyExists`` if the id is taken."""
+        ...
+
+    def get_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        """The tenant's endpoint, or None (never another tenant's)."""
+        ...
+
+    def list_endpoints(self, tenant_id: str) -> Sequence[WebhookEndpoint]:
+        """The tenant's endpoints (enabled or not), oldest first."""
+        ...
+
+    def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Replace; ``WebhookEndpointNotFound`` if missing."""
+        ...
+
+    def enqueue(self, entries: Sequence[OutboxEntry]) -> int:
+        """Insert outbox entries, skipping (event_id, endpoint_id) pairs already there.
+
+        Returns how many were new. Runs in the caller's unit of work, so the
+        events commit (or roll back) with the state change that made them.
+        """
+        ...
+
+    def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[OutboxEntry]:
+        """Lease up to ``limit`` pending entries due at ``now``, earliest due first.
+
+        Two concurrent claimers never get the same entry (``SKIP LOCKED`` on
+        PostgreSQL); an entry whose lease ran out can be claimed again.
+        """
+        ...
+
+    def finish(self, entry: OutboxEntry, attempt: DeliveryAttempt, owner: str) -> bool:
+        """Log ``attempt`` and store ``entry``'s new state (attempts, due time, last result).
+
+        Releases the lease. False (and nothing written) if ``owner`` no longer
+        holds the entry.
+        """
+        ...
+
+    def get(self, event_id: str, endpoint_id: str) -> OutboxEntry | None:
+        """The entry, or None."""
+        ...
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        state: OutboxState | None = None,
+        endpoint_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[OutboxEntry]:
+        """The tenant's entries, newest first, filtered by state and/or endpoint."""
+        ...
+
+    def attempts(self, event_id: str, endpoint_id: str) -> Sequence[DeliveryAttempt]:
+        """Every attempt at one entry, oldest first."""
+        ...
+
+    def replay(self, event_id: str, endpoint_id: str, now: datetime) -> bool:
+        """Make an entry (delivered or dead) pending again, due at ``now``; False if unknown.
+
+        Its attempt log is kept; the attempt count goes on from where it was.
+        """
+        ...
+
+
 class UnitOfWork(Protocol):
     """One transaction over every repository. Use as a context manager; commit explicitly."""
 
@@ -548,6 +669,11 @@ class UnitOfWork(Protocol):
     @property
     def receipts(self) -> ReceiptRepository:
         """The delivery-receipt inbox."""
+        ...
+
+    @property
+    def webhooks(self) -> WebhookRepository:
+        """Webhook endpoints and the event outbox."""
         ...
 
     def __enter__(self) -> Self: ...

@@ -66,6 +66,7 @@ from bharatsend_core.ports.carrier import Carrier, PartOutcome
 from bharatsend_core.ports.storage import UnitOfWork
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.receipts import apply_receipts, settle_changed
+from bharatsend_core.service.webhooks import record_events
 
 __all__ = ["DispatchOptions", "DispatchStats", "Dispatcher"]
 
@@ -321,10 +322,10 @@ class Dispatcher:
             message = message.apply(Claim(now, route.name))
             updates.append(message)
             starts.append((message, route))
-        uow.messages.update_many(
-            updates, expected_events={m.id: len(stored[m.id].timeline) for m in updates}
-        )
+        before = {m.id: len(stored[m.id].timeline) for m in updates}
+        uow.messages.update_many(updates, expected_events=before)
         settle_changed(uow, settle, now)
+        record_events(uow, [(m, before[m.id]) for m in updates], now)
         uow.dispatch.ack_many(acks, self.owner)
         uow.dispatch.release_many(releases, self.owner)
         return starts
@@ -502,6 +503,7 @@ class Dispatcher:
         messages = list(current.values())
         uow.messages.update_many(messages, expected_events=expected)
         settle_changed(uow, messages, now)
+        record_events(uow, [(m, expected[m.id]) for m in messages], now)
         acks = [m.id for m in messages if m.status not in (Status.SUBMITTING, Status.RETRYING)]
         releases = [
             (m.id, m.next_attempt_at or now)

@@ -30,6 +30,7 @@ from bharatsend_core.ports.carrier import CarrierReceipt
 from bharatsend_core.ports.storage import StoredReceipt, UnitOfWork
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.ledger import settle_messages
+from bharatsend_core.service.webhooks import record_events
 
 __all__ = [
     "IngestResult",
@@ -226,6 +227,7 @@ class ReceiptInbox:
             messages = [current[i] for i in sorted(current)]
             uow.messages.update_many(messages, expected_events=expected)
             settle_changed(uow, messages, now)
+            record_events(uow, [(m, expected[m.id]) for m in messages], now)
             uow.commit()
         return IngestResult(
             stored=len(new),
@@ -261,6 +263,7 @@ class ReceiptInbox:
             messages = [current[i] for i in sorted(current)]
             uow.messages.update_many(messages, expected_events=expected)
             settle_changed(uow, messages, now)
+            record_events(uow, [(m, expected[m.id]) for m in messages], now)
             uow.commit()
         return applied
 
@@ -282,6 +285,7 @@ class ReceiptInbox:
                     moved = [m.apply(ReceiptTimeout(now)) for m in waiting]
                     uow.messages.update_many(moved, expected_events=expected)
                     settle_changed(uow, moved, now)
+                    record_events(uow, [(m, expected[m.id]) for m in moved], now)
                     uow.commit()
                     return len(moved)
             except ConcurrentUpdate:

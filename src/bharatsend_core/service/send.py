@@ -38,6 +38,7 @@ from bharatsend_core.ports import DuplicateClientMessageId, UnitOfWork
 from bharatsend_core.service.context import Context, require_tenant
 from bharatsend_core.service.ledger import reserve_transfer
 from bharatsend_core.service.templates import RegistryCache, TenantRegistry
+from bharatsend_core.service.webhooks import record_events
 
 __all__ = [
     "MAX_BATCH",
@@ -189,6 +190,7 @@ class SendService:
                 if message.price_paise:
                     uow.ledger.record(reserve_transfer(message, now))
                 uow.dispatch.enqueue(message.id, tenant_id, now, message.priority)
+                record_events(uow, [(message, 0)], now)
                 uow.commit()
                 return SendResult(message, False, prepared.warnings)
         except DuplicateClientMessageId:
@@ -316,6 +318,7 @@ class SendService:
             uow.dispatch.enqueue_many(
                 (p.message.id, tenant_id, now, p.message.priority) for _, p in new
             )
+            record_events(uow, [(p.message, 0) for _, p in new], now)
             uow.commit()
         for i, p in new:
             items[i] = BatchItem(i, result=SendResult(p.message, False, p.warnings))

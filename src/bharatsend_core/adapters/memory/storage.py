@@ -31,6 +31,7 @@ from bharatsend_core.domain.errors import (
     RouteNotFound,
     TenantNotFound,
     TransferConflict,
+    WebhookEndpointNotFound,
 )
 from bharatsend_core.domain.keys import ApiKey
 from bharatsend_core.domain.ledger import (
@@ -46,10 +47,14 @@ from bharatsend_core.domain.ledger import (
 from bharatsend_core.domain.message import Message, Status
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.domain.tenants import Tenant
+from bharatsend_core.domain.webhooks import WebhookEndpoint
 from bharatsend_core.ports.storage import (
+    DeliveryAttempt,
     DispatchClaim,
     DuplicateClientMessageId,
     MessageSummary,
+    OutboxEntry,
+    OutboxState,
     ReceiptState,
     StoredReceipt,
     TemplateVersion,
@@ -67,6 +72,15 @@ class _Row:
     tenant_id: str
     due_at: datetime
     priority: int
+    owner: str | None = None
+    lease_expires_at: datetime | None = None
+
+
+@define
+class _Outbox:
+    """One outbox entry and who holds its lease (both None while nobody does)."""
+
+    entry: OutboxEntry
     owner: str | None = None
     lease_expires_at: datetime | None = None
 
@@ -91,6 +105,9 @@ class _Data:
     dispatch: dict[str, _Row] = attr_field(factory=dict)
     routes: dict[str, RouteConfig] = attr_field(factory=dict)
     receipts: dict[tuple[str, str, str], StoredReceipt] = attr_field(factory=dict)
+    endpoints: dict[str, WebhookEndpoint] = attr_field(factory=dict)
+    outbox: dict[tuple[str, str], _Outbox] = attr_field(factory=dict)
+    attempts: dict[tuple[str, str], tuple[DeliveryAttempt, ...]] = attr_field(factory=dict)
 
 
 class _Journal:
@@ -657,6 +674,112 @@ class _Receipts(_Repo):
         return found[: max(limit, 0)]
 
 
+class _Webhooks(_Repo):
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        if endpoint.id in self._d.endpoints:
+            raise AlreadyExists(f"webhook endpoint {endpoint.id} already exists", field="id")
+        self._j.set(self._d.endpoints, endpoint.id, endpoint)
+
+    def get_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        endpoint = self._d.endpoints.get(endpoint_id)
+        return endpoint if endpoint is not None and endpoint.tenant_id == tenant_id else None
+
+    def list_endpoints(self, tenant_id: str) -> Sequence[WebhookEndpoint]:
+        found = [e for e in self._d.endpoints.values() if e.tenant_id == tenant_id]
+        return sorted(found, key=lambda e: (e.created_at, e.id))
+
+    def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        stored = self._d.endpoints.get(endpoint.id)
+        if stored is None or stored.tenant_id != endpoint.tenant_id:
+            raise WebhookEndpointNotFound(f"no webhook endpoint {endpoint.id}", field="id")
+        self._j.set(self._d.endpoints, endpoint.id, endpoint)
+
+    def enqueue(self, entries: Sequence[OutboxEntry]) -> int:
+        added = 0
+        for entry in entries:
+            key = (entry.event_id, entry.endpoint_id)
+            if key in self._d.outbox:
+                continue
+            self._j.set(self._d.outbox, key, _Outbox(entry))
+            added += 1
+        return added
+
+    def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[OutboxEntry]:
+        due = [
+            (key, row)
+            for key, row in self._d.outbox.items()
+            if row.entry.state == "pending"
+            and row.entry.next_attempt_at is not None
+            and row.entry.next_attempt_at <= now
+            and (row.owner is None or (row.lease_expires_at or now) <= now)
+        ]
+        due.sort(key=lambda item: (item[1].entry.next_attempt_at, item[0]))
+        claimed = []
+        for key, row in due[: max(limit, 0)]:
+            self._j.set(self._d.outbox, key, _Outbox(row.entry, owner, now + lease))
+            claimed.append(row.entry)
+        return claimed
+
+    def finish(self, entry: OutboxEntry, attempt: DeliveryAttempt, owner: str) -> bool:
+        key = (entry.event_id, entry.endpoint_id)
+        row = self._d.outbox.get(key)
+        if row is None or row.owner != owner:
+            return False
+        stored = evolve(
+            row.entry,
+            state=entry.state,
+            attempts=entry.attempts,
+            next_attempt_at=entry.next_attempt_at,
+            last_status=entry.last_status,
+            last_error=entry.last_error,
+            finished_at=entry.finished_at,
+        )
+        log = self._d.attempts.get(key, ())
+        if all(a.number != attempt.number for a in log):
+            self._j.set(self._d.attempts, key, (*log, attempt))
+        self._j.set(self._d.outbox, key, _Outbox(stored))
+        return True
+
+    def get(self, event_id: str, endpoint_id: str) -> OutboxEntry | None:
+        row = self._d.outbox.get((event_id, endpoint_id))
+        return None if row is None else row.entry
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        state: OutboxState | None = None,
+        endpoint_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[OutboxEntry]:
+        found = [
+            row.entry
+            for row in self._d.outbox.values()
+            if row.entry.tenant_id == tenant_id
+            and (state is None or row.entry.state == state)
+            and (endpoint_id is None or row.entry.endpoint_id == endpoint_id)
+        ]
+        # Newest first, then by event and endpoint (as the SQL adapter orders).
+        found.sort(key=lambda e: (e.event_id, e.endpoint_id))
+        found.sort(key=lambda e: e.created_at, reverse=True)
+        return found[: max(limit, 0)]
+
+    def attempts(self, event_id: str, endpoint_id: str) -> Sequence[DeliveryAttempt]:
+        log = self._d.attempts.get((event_id, endpoint_id), ())
+        return sorted(log, key=lambda a: a.number)
+
+    def replay(self, event_id: str, endpoint_id: str, now: datetime) -> bool:
+        key = (event_id, endpoint_id)
+        row = self._d.outbox.get(key)
+        if row is None:
+            return False
+        replayed = evolve(row.entry, state="pending", next_attempt_at=now, finished_at=None)
+        self._j.set(self._d.outbox, key, _Outbox(replayed))
+        return True
+
+
 class _UnitOfWork:
     def __init__(self, data: _Data, lock: threading.RLock, signal: DispatchSignal) -> None:
         self._lock = lock
@@ -671,6 +794,7 @@ class _UnitOfWork:
         self.dispatch = _Dispatch(data, self._journal, self._work_queued)
         self.routes = _Routes(data, self._journal)
         self.receipts = _Receipts(data, self._journal)
+        self.webhooks = _Webhooks(data, self._journal)
 
     def _work_queued(self) -> None:
         self._new_work = True

@@ -1,4 +1,4 @@
-"""SQLite and PostgreSQL storage: the unit of work and its six repositories, on SQLAlchemy Core.
+"""SQLite and PostgreSQL storage: the unit of work and its repositories, on SQLAlchemy Core.
 
 Why Core and not the ORM: the accept path writes a message, its parts, its
 timeline, a ledger reservation and a dispatch row per request, thousands of
@@ -42,7 +42,7 @@ import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -67,6 +67,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -94,6 +95,9 @@ from bharatsend_core.adapters.sqlalchemy.tables import (
     receipts,
     routes,
     tenants,
+    webhook_attempts,
+    webhook_endpoints,
+    webhook_outbox,
 )
 from bharatsend_core.domain.dlt import Category, Entity, Header, Template
 from bharatsend_core.domain.errors import (
@@ -108,6 +112,7 @@ from bharatsend_core.domain.errors import (
     StorageUnavailable,
     TenantNotFound,
     TransferConflict,
+    WebhookEndpointNotFound,
 )
 from bharatsend_core.domain.keys import ApiKey
 from bharatsend_core.domain.ledger import (
@@ -134,8 +139,10 @@ from bharatsend_core.domain.message import (
 from bharatsend_core.domain.routing import Connection as CarrierConnection
 from bharatsend_core.domain.routing import Route, RouteConfig, StatusClass
 from bharatsend_core.domain.tenants import RateCard, Tenant
+from bharatsend_core.domain.webhooks import EndpointSecret, WebhookEndpoint
 from bharatsend_core.ports.storage import (
     ApiKeyRepository,
+    DeliveryAttempt,
     DispatchClaim,
     DispatchRepository,
     DltRepository,
@@ -143,12 +150,15 @@ from bharatsend_core.ports.storage import (
     LedgerRepository,
     MessageRepository,
     MessageSummary,
+    OutboxEntry,
+    OutboxState,
     ReceiptRepository,
     ReceiptState,
     RouteRepository,
     StoredReceipt,
     TemplateVersion,
     TenantRepository,
+    WebhookRepository,
     WhitelistKind,
 )
 
@@ -166,6 +176,7 @@ __all__ = [
     "SqlStorage",
     "SqlTenantRepository",
     "SqlUnitOfWork",
+    "SqlWebhookRepository",
 ]
 
 #: How long a SQLite writer waits for the write lock before giving up
@@ -216,6 +227,29 @@ _TEMPLATE_FIELDS: Final = (
     "headers",
     "active",
     "name",
+)
+# What ``update_endpoint`` replaces: everything but the key.
+_ENDPOINT_STATE: Final = (
+    "url",
+    "events",
+    "secrets",
+    "created_at",
+    "enabled",
+    "disabled_reason",
+    "failing_since",
+)
+# What ``finish`` stores of an outbox entry's new state (the lease is cleared too).
+_OUTBOX_STATE: Final = (
+    "state",
+    "attempts",
+    "next_attempt_at",
+    "last_status",
+    "last_error",
+    "finished_at",
+)
+# An outbox entry's columns, without its lease.
+_OUTBOX_COLUMNS: Final = tuple(
+    c for c in webhook_outbox.c if c.key not in ("owner", "lease_expires_at")
 )
 # Running total -> the bind name of its delta in the account UPDATEs.
 _DELTA_KEYS: Final = {
@@ -586,6 +620,7 @@ class SqlUnitOfWork:
     dispatch: DispatchRepository
     routes: RouteRepository
     receipts: ReceiptRepository
+    webhooks: WebhookRepository
 
     def __init__(self, storage: SqlStorage) -> None:
         """Prepare; nothing is checked out until ``with``."""
@@ -618,6 +653,7 @@ class SqlUnitOfWork:
         self.dispatch = SqlDispatchRepository(db, statements, self._work_queued)
         self.routes = SqlRouteRepository(db, statements)
         self.receipts = SqlReceiptRepository(db, statements)
+        self.webhooks = SqlWebhookRepository(db, statements)
         self._db = db
         return self
 
@@ -999,6 +1035,81 @@ class _Statements:
             select(func.count().label("due"))
             .select_from(dispatch_queue)
             .where(q.due_at <= bindparam("b_now"))
+        )
+
+        # webhooks
+        self.endpoint_insert = insert_or_skip(webhook_endpoints)
+        self.endpoint_get = prepare(
+            select(webhook_endpoints).where(_by(webhook_endpoints, "id", "tenant_id"))
+        )
+        self.endpoint_list = prepare(
+            select(webhook_endpoints)
+            .where(_by(webhook_endpoints, "tenant_id"))
+            .order_by(webhook_endpoints.c.created_at, webhook_endpoints.c.id)
+        )
+        self.endpoint_update = prepare(
+            update(webhook_endpoints)
+            .where(_by(webhook_endpoints, "id", "tenant_id"))
+            .values(_binds(webhook_endpoints, *_ENDPOINT_STATE))
+        )
+        o = webhook_outbox.c
+        self.outbox_insert = insert_or_skip(webhook_outbox)
+        self.outbox_get = prepare(
+            select(*_OUTBOX_COLUMNS).where(_by(webhook_outbox, "event_id", "endpoint_id"))
+        )
+        outbox_now = bindparam("b_now", type_=UtcDateTime())
+        due = (
+            select(o.event_id, o.endpoint_id)
+            .where(
+                o.state == "pending",
+                o.next_attempt_at <= outbox_now,
+                or_(o.owner.is_(None), o.lease_expires_at <= outbox_now),
+            )
+            .order_by(o.next_attempt_at, o.event_id, o.endpoint_id)
+            .limit(bindparam("b_limit", type_=Integer()))
+        )
+        outbox_lease = {
+            "owner": bindparam("new_owner", type_=String()),
+            "lease_expires_at": bindparam("new_lease_expires_at", type_=UtcDateTime()),
+        }
+        if dialect.name == "postgresql":
+            # As dispatch: lock the candidates skipping rows another claimer
+            # holds locked, then lease them in the same statement.
+            picked = due.with_for_update(skip_locked=True).cte("outbox_candidates")
+            outbox_claim = update(webhook_outbox).where(
+                o.event_id == picked.c.event_id, o.endpoint_id == picked.c.endpoint_id
+            )
+        else:
+            # SQLite: this transaction already holds the only write lock.
+            outbox_claim = update(webhook_outbox).where(tuple_(o.event_id, o.endpoint_id).in_(due))
+        self.outbox_claim = prepare(outbox_claim.values(outbox_lease).returning(*_OUTBOX_COLUMNS))
+        self.outbox_finish = prepare(
+            update(webhook_outbox)
+            .where(_by(webhook_outbox, "event_id", "endpoint_id", "owner"))
+            .values(
+                {
+                    **_binds(webhook_outbox, *_OUTBOX_STATE),
+                    "owner": None,
+                    "lease_expires_at": None,
+                }
+            )
+        )
+        self.outbox_replay = prepare(
+            update(webhook_outbox)
+            .where(_by(webhook_outbox, "event_id", "endpoint_id"))
+            .values(
+                state="pending",
+                next_attempt_at=bindparam("new_next_attempt_at", type_=UtcDateTime()),
+                finished_at=None,
+                owner=None,
+                lease_expires_at=None,
+            )
+        )
+        self.attempt_insert = insert_or_skip(webhook_attempts)
+        self.attempt_list = prepare(
+            select(webhook_attempts)
+            .where(_by(webhook_attempts, "event_id", "endpoint_id"))
+            .order_by(webhook_attempts.c.number)
         )
 
 
@@ -2261,3 +2372,225 @@ class SqlDispatchRepository(_Repository):
         """When the next row becomes claimable: its due time, or its lease's end if later."""
         due: datetime | None = self._db.scalar(self._s.dispatch_next_due)
         return due
+
+
+# =========================================================================== webhooks
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _endpoint_row(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "id": endpoint.id,
+        "tenant_id": endpoint.tenant_id,
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "secrets": [
+            {
+                "secret": s.secret,
+                "created_at": _instant(s.created_at),
+                "retires_at": _instant(s.retires_at),
+            }
+            for s in endpoint.secrets
+        ],
+        "created_at": endpoint.created_at,
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "failing_since": endpoint.failing_since,
+    }
+
+
+def _endpoint_from(row: Any) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        url=row.url,
+        events=tuple(row.events),
+        secrets=tuple(
+            EndpointSecret(
+                secret=s["secret"],
+                created_at=datetime.fromisoformat(s["created_at"]),
+                retires_at=(
+                    None if s["retires_at"] is None else datetime.fromisoformat(s["retires_at"])
+                ),
+            )
+            for s in row.secrets
+        ),
+        created_at=row.created_at,
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+        failing_since=row.failing_since,
+    )
+
+
+def _outbox_row(entry: OutboxEntry) -> dict[str, Any]:
+    return {
+        "event_id": entry.event_id,
+        "endpoint_id": entry.endpoint_id,
+        "tenant_id": entry.tenant_id,
+        "event_type": entry.event_type,
+        "payload": dict(entry.payload),
+        "created_at": entry.created_at,
+        "state": entry.state,
+        "attempts": entry.attempts,
+        "next_attempt_at": entry.next_attempt_at,
+        "owner": None,
+        "lease_expires_at": None,
+        "last_status": entry.last_status,
+        "last_error": entry.last_error,
+        "finished_at": entry.finished_at,
+    }
+
+
+def _outbox_from(row: Any) -> OutboxEntry:
+    return OutboxEntry(
+        event_id=row.event_id,
+        endpoint_id=row.endpoint_id,
+        tenant_id=row.tenant_id,
+        event_type=row.event_type,
+        payload=row.payload,
+        created_at=row.created_at,
+        state=row.state,
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_status=row.last_status,
+        last_error=row.last_error,
+        finished_at=row.finished_at,
+    )
+
+
+def _claim_key(entry: OutboxEntry) -> tuple[datetime | None, str, str]:
+    return (entry.next_attempt_at, entry.event_id, entry.endpoint_id)
+
+
+class SqlWebhookRepository(_Repository):
+    """Webhook endpoints, the outbox (leased like dispatch rows) and the attempt log."""
+
+    __slots__ = ()
+
+    def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Insert; ``AlreadyExists`` if the id is taken."""
+        if not self._db.write(self._s.endpoint_insert, _endpoint_row(endpoint)):
+            raise AlreadyExists(f"webhook endpoint {endpoint.id} already exists", field="id")
+
+    def get_endpoint(self, tenant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        """The tenant's endpoint, or None (never another tenant's)."""
+        params = {"b_id": endpoint_id, "b_tenant_id": tenant_id}
+        row = self._db.one(self._s.endpoint_get, params)
+        return None if row is None else _endpoint_from(row)
+
+    def list_endpoints(self, tenant_id: str) -> Sequence[WebhookEndpoint]:
+        """The tenant's endpoints (enabled or not), oldest first."""
+        rows = self._db.all(self._s.endpoint_list, {"b_tenant_id": tenant_id})
+        return [_endpoint_from(row) for row in rows]
+
+    def update_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        """Replace; ``WebhookEndpointNotFound`` if missing."""
+        row = _endpoint_row(endpoint)
+        params = {name: row[name] for name in _ENDPOINT_STATE}
+        params.update(b_id=endpoint.id, b_tenant_id=endpoint.tenant_id)
+        if not self._db.write(self._s.endpoint_update, params):
+            raise WebhookEndpointNotFound(f"no webhook endpoint {endpoint.id}", field="id")
+
+    def enqueue(self, entries: Sequence[OutboxEntry]) -> int:
+        """Insert entries, skipping pairs already there (``ON CONFLICT``); how many were new."""
+        rows = [_outbox_row(entry) for entry in entries]
+        return int(self._db.write_many(self._s.outbox_insert, rows)) if rows else 0
+
+    def claim(
+        self, owner: str, now: datetime, lease: timedelta, limit: int
+    ) -> Sequence[OutboxEntry]:
+        """Lease up to ``limit`` pending entries due at ``now``, earliest due first.
+
+        One statement picks and leases (``FOR UPDATE SKIP LOCKED`` on PostgreSQL).
+        """
+        if limit <= 0:
+            return []
+        params = {
+            "b_now": now,
+            "b_limit": limit,
+            "new_owner": owner,
+            "new_lease_expires_at": now + lease,
+        }
+        claimed = [_outbox_from(row) for row in self._db.all(self._s.outbox_claim, params)]
+        # RETURNING promises no order.
+        return sorted(claimed, key=_claim_key)
+
+    def finish(self, entry: OutboxEntry, attempt: DeliveryAttempt, owner: str) -> bool:
+        """Store the entry's new state and release the lease, then log the attempt.
+
+        The guarded UPDATE (``owner = :owner``) is the ownership check: False,
+        and nothing written, when ``owner`` no longer holds the entry.
+        """
+        row = _outbox_row(entry)
+        params = {name: row[name] for name in _OUTBOX_STATE}
+        params.update(b_event_id=entry.event_id, b_endpoint_id=entry.endpoint_id, b_owner=owner)
+        if not self._db.write(self._s.outbox_finish, params):
+            return False
+        logged = {
+            "event_id": entry.event_id,
+            "endpoint_id": entry.endpoint_id,
+            "number": attempt.number,
+            "at": attempt.at,
+            "status": attempt.status,
+            "latency_ms": attempt.latency_ms,
+            "error": attempt.error,
+            "response_snippet": attempt.response_snippet,
+        }
+        self._db.write(self._s.attempt_insert, logged)
+        return True
+
+    def get(self, event_id: str, endpoint_id: str) -> OutboxEntry | None:
+        """The entry, or None."""
+        params = {"b_event_id": event_id, "b_endpoint_id": endpoint_id}
+        row = self._db.one(self._s.outbox_get, params)
+        return None if row is None else _outbox_from(row)
+
+    def list(
+        self,
+        tenant_id: str,
+        *,
+        state: OutboxState | None = None,
+        endpoint_id: str | None = None,
+        limit: int = 100,
+    ) -> Sequence[OutboxEntry]:
+        """The tenant's entries, newest first (then by event and endpoint), filtered."""
+        o = webhook_outbox.c
+        query = (
+            select(*_OUTBOX_COLUMNS)
+            .where(o.tenant_id == tenant_id)
+            .order_by(o.created_at.desc(), o.event_id, o.endpoint_id)
+        )
+        if state is not None:
+            query = query.where(o.state == state)
+        if endpoint_id is not None:
+            query = query.where(o.endpoint_id == endpoint_id)
+        return [_outbox_from(row) for row in self._db.run(query.limit(max(limit, 0)))]
+
+    def attempts(self, event_id: str, endpoint_id: str) -> Sequence[DeliveryAttempt]:
+        """Every attempt at one entry, oldest first."""
+        params = {"b_event_id": event_id, "b_endpoint_id": endpoint_id}
+        return [
+            DeliveryAttempt(
+                event_id=row.event_id,
+                endpoint_id=row.endpoint_id,
+                number=row.number,
+                at=row.at,
+                status=row.status,
+                latency_ms=row.latency_ms,
+                error=row.error,
+                response_snippet=row.response_snippet,
+            )
+            for row in self._db.all(self._s.attempt_list, params)
+        ]
+
+    def replay(self, event_id: str, endpoint_id: str, now: datetime) -> bool:
+        """Make an entry pending again, due at ``now`` (lease cleared); False if unknown."""
+        params = {
+            "b_event_id": event_id,
+            "b_endpoint_id": endpoint_id,
+            "new_next_attempt_at": now,
+        }
+        return bool(self._db.write(self._s.outbox_replay, params))

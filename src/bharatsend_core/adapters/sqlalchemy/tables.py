@@ -29,6 +29,9 @@ Design choices, each for a reason:
   even when two workers ingest copies at once.
 - **Routes are one JSON document each**: read whole at startup, never queried
   inside; only ``enabled`` is a column, for listing what runs.
+- **Webhook outbox rows are keyed by (event, endpoint)**: writing an event
+  twice (a retried transaction) is a skipped insert, and workers claim due
+  rows with leases, as dispatch does.
 - **Strings are unbounded** (``VARCHAR`` without length): the domain validates
   lengths, and a second, different limit here would only surface as a
   driver error.
@@ -77,6 +80,9 @@ __all__ = [
     "receipts",
     "routes",
     "tenants",
+    "webhook_attempts",
+    "webhook_endpoints",
+    "webhook_outbox",
 ]
 
 #: Deterministic constraint names: migrations and ``compare_metadata`` agree on
@@ -422,6 +428,71 @@ receipts = Table(
 )
 
 
+# --------------------------------------------------------------------------- webhooks
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    _id("id"),
+    _id("tenant_id"),
+    Column("url", String, nullable=False),
+    # The event filter: a list of types or patterns, read whole.
+    Column("events", JSON, nullable=False),
+    # [{"secret", "created_at" (ISO), "retires_at" (ISO or null)}], newest first.
+    Column("secrets", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("disabled_reason", String),
+    Column("failing_since", UtcDateTime),
+    PrimaryKeyConstraint("id"),
+    Index(None, "tenant_id", "created_at"),
+    **_KEYED,
+)
+
+webhook_outbox = Table(
+    "webhook_outbox",
+    metadata,
+    _id("event_id"),
+    _id("endpoint_id"),
+    _id("tenant_id"),
+    Column("event_type", String, nullable=False),
+    # The event body as written; replays resend it unchanged.
+    Column("payload", JSON, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    # pending, delivered or dead.
+    Column("state", String, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    # NULL once delivered or dead.
+    Column("next_attempt_at", UtcDateTime),
+    # Who holds the lease and until when; both NULL while nobody does.
+    Column("owner", String),
+    Column("lease_expires_at", UtcDateTime),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("finished_at", UtcDateTime),
+    PrimaryKeyConstraint("event_id", "endpoint_id"),
+    # Listings of a tenant's deliveries, newest first.
+    Index(None, "tenant_id", "created_at"),
+    **_KEYED,
+)
+
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    _id("event_id"),
+    _id("endpoint_id"),
+    Column("number", Integer, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    # NULL when no response came (timeout, refused...).
+    Column("status", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text),
+    Column("response_snippet", Text),
+    PrimaryKeyConstraint("event_id", "endpoint_id", "number"),
+    **_KEYED,
+)
+
+
 def _unique_when_set(name: str, *columns: Column[Any]) -> Index:
     """A unique index over rows where the (last) column is set: NULLs never collide."""
     present = columns[-1].is_not(None)
@@ -464,4 +535,13 @@ Index(
     receipts.c.message_id,
     sqlite_where=_receipt_matched,
     postgresql_where=_receipt_matched,
+)
+# claim() walks pending outbox rows earliest due first; delivered and dead rows
+# (most of the table, in time) skip the index.
+_webhook_pending = webhook_outbox.c.state == "pending"
+Index(
+    "ix_webhook_outbox_pending_next_attempt_at",
+    webhook_outbox.c.next_attempt_at,
+    sqlite_where=_webhook_pending,
+    postgresql_where=_webhook_pending,
 )
