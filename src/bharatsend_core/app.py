@@ -26,6 +26,7 @@ from bharatsend_core.domain.webhooks import WebhookEndpoint
 from bharatsend_core.ports import Clock, IdGenerator, Storage, TemplateVersion
 from bharatsend_core.ports.carrier import Carrier
 from bharatsend_core.ports.storage import OutboxEntry, OutboxState, StoredReceipt
+from bharatsend_core.ports.webhook_transport import WebhookTransport
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.dispatch import DispatchOptions
 from bharatsend_core.service.keys import KeyService, Principal
@@ -45,6 +46,7 @@ from bharatsend_core.service.templates import (
     RegistryService,
 )
 from bharatsend_core.service.tenants import TenantService
+from bharatsend_core.service.webhook_delivery import WebhookDeliverer
 from bharatsend_core.service.webhooks import CreatedEndpoint, WebhookService
 from bharatsend_core.service.worker import CarrierFactory, Worker
 
@@ -557,6 +559,7 @@ class BharatSend:
         carrier_factory: CarrierFactory | None = None,
         options: DispatchOptions | None = None,
         sandbox_carrier: bool = True,
+        webhooks: bool = True,
         **worker_options: Any,
     ) -> Worker:
         """A dispatch worker (not started): call ``start()``/``stop()``, or ``run()``.
@@ -587,13 +590,39 @@ class BharatSend:
                 )
             )
             cleanup = simulator.stop
-        return Worker(
+        worker = Worker(
             self._ctx,
             factory,
             options=options,
             extra_routes=extra,
             on_stop=cleanup,
             **worker_options,
+        )
+        if webhooks:
+            worker.webhooks = self.webhook_deliverer(owner=worker.owner)
+        return worker
+
+    def webhook_deliverer(
+        self, *, transport: WebhookTransport | None = None, owner: str | None = None, **options: Any
+    ) -> WebhookDeliverer:
+        """A webhook deliverer (``run_once()`` delivers one batch); workers run one by default.
+
+        ``transport`` defaults to httpx with the SSRF guard (off only with
+        ``webhooks_allow_private``); ``options`` tune concurrency, batch,
+        schedule and ``disable_after``.
+        """
+        if transport is None:
+            from bharatsend_core.adapters.http import HttpxTransport
+
+            transport = HttpxTransport(allow_private=self.settings.webhooks_allow_private)
+        import os
+        import socket
+
+        return WebhookDeliverer(
+            self._ctx,
+            transport,
+            owner=owner or f"{socket.gethostname()}:{os.getpid()}:webhooks",
+            **options,
         )
 
     def run_worker(self, **options: Any) -> None:

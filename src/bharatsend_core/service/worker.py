@@ -35,6 +35,7 @@ from bharatsend_core.ports.storage import UnitOfWork
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.dispatch import Dispatcher, DispatchOptions, DispatchStats
 from bharatsend_core.service.receipts import ReceiptInbox
+from bharatsend_core.service.webhook_delivery import WebhookDeliverer
 
 __all__ = ["CarrierFactory", "Worker", "WorkerHealth"]
 
@@ -75,6 +76,7 @@ class Worker:
         receipt_wait: timedelta = timedelta(hours=72),
         bind_wait: float = 2.0,
         on_stop: Callable[[], None] | None = None,
+        webhooks: WebhookDeliverer | None = None,
     ) -> None:
         self._ctx = ctx
         self._factory = carrier_factory
@@ -96,6 +98,8 @@ class Worker:
         self.carrier_restarts = 0
         self._next_reload = 0.0
         self._on_stop = on_stop
+        #: Delivers the webhook outbox on its own thread (None: this worker does not).
+        self.webhooks = webhooks
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -111,7 +115,13 @@ class Worker:
             c.ready for c in self._carriers.values()
         ):
             self._stopping.wait(0.01)
-        for target, name in ((self._supervise, "dispatch-loop"), (self._wake, "dispatch-wake")):
+        loops: list[tuple[Callable[[], None], str]] = [
+            (self._supervise, "dispatch-loop"),
+            (self._wake, "dispatch-wake"),
+        ]
+        if self.webhooks is not None:
+            loops.append((self._deliver_webhooks, "webhook-loop"))
+        for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -159,6 +169,8 @@ class Worker:
         except BharatSendError as e:
             _log.warning("worker %s: releasing leases failed (%s); they expire", self.owner, e.code)
         self.inbox.stop()
+        if self.webhooks is not None:
+            self.webhooks.close()
         if self._on_stop is not None:
             self._on_stop()
 
@@ -228,6 +240,19 @@ class Worker:
             return self.poll_interval
         wait = (due - self._ctx.clock.now()).total_seconds()
         return min(self.poll_interval, max(0.0, wait))
+
+    def _deliver_webhooks(self) -> None:
+        """Deliver due outbox rows until stopped; a failing round is logged and retried."""
+        deliverer = self.webhooks
+        assert deliverer is not None
+        while not self._stopping.is_set():
+            try:
+                handled = deliverer.run_once()
+            except Exception:
+                _log.exception("worker %s: webhook delivery failed; retrying", self.owner)
+                handled = 0
+            if not handled:
+                self._stopping.wait(self.poll_interval)
 
     def _wake(self) -> None:
         storage = self._ctx.storage
