@@ -25,7 +25,12 @@ from bharatsend_core.domain.tenants import BillingPoint, RateCard, Tenant, Tenan
 from bharatsend_core.domain.webhooks import WebhookEndpoint
 from bharatsend_core.ports import Clock, IdGenerator, Storage, TemplateVersion
 from bharatsend_core.ports.carrier import Carrier
-from bharatsend_core.ports.storage import OutboxEntry, OutboxState, StoredReceipt
+from bharatsend_core.ports.storage import (
+    DeliveryAttempt,
+    OutboxEntry,
+    OutboxState,
+    StoredReceipt,
+)
 from bharatsend_core.ports.webhook_transport import WebhookTransport
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.dispatch import DispatchOptions
@@ -456,6 +461,12 @@ class BharatSend:
     ) -> Sequence[OutboxEntry]:
         """The tenant's webhook outbox, newest first; ``state="dead"`` lists dead letters."""
         return self._webhooks.deliveries(tenant_id, state=state, limit=limit)
+
+    def webhook_attempts(
+        self, tenant_id: str, event_id: str, endpoint_id: str
+    ) -> Sequence[DeliveryAttempt]:
+        """Every attempt at one delivery (status, latency, error, response start), oldest first."""
+        return self._webhooks.attempts(tenant_id, event_id, endpoint_id)
 
     def replay_webhook(self, tenant_id: str, event_id: str, endpoint_id: str) -> bool:
         """Deliver an event to an endpoint again; False if there is no such delivery."""

@@ -155,6 +155,21 @@ class WebhookDeliverer:
                 _log.warning("webhook %s: lease lost; another worker has it", entry.event_id)
         for endpoint in changed.values():
             uow.webhooks.update_endpoint(endpoint)
+            before = endpoints.get(endpoint.id)
+            if before is not None and before.enabled and not endpoint.enabled:
+                # The operator's signal: alert on this line (never carries event content).
+                _log.error(
+                    "endpoint.disabled %s (tenant %s): %s",
+                    endpoint.id,
+                    endpoint.tenant_id,
+                    endpoint.disabled_reason,
+                )
+            elif before is not None and before.failing_since is None and endpoint.failing_since:
+                _log.warning(
+                    "endpoint.failing %s (tenant %s): an event was dead-lettered",
+                    endpoint.id,
+                    endpoint.tenant_id,
+                )
 
     def _next(
         self,
