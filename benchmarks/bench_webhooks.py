@@ -1,10 +1,10 @@
-"""Webhook delivery: events/s signed, posted and recorded, against a raw httpx loop.
+"""Webhook delivery: events/s signed, posted and recorded, against a raw urllib3 loop.
 
 N messages are accepted (untimed), which writes N ``sms.accepted`` outbox rows
 for one endpoint. Timed: ``WebhookDeliverer.run_once`` until every row is
 delivered, posting to a local receiver that answers 200 (a minimal asyncio HTTP/1.1
 responder in a separate process, so it does not share this interpreter's GIL).
-Baseline, same run: a raw httpx client posting the same number of bodies of
+Baseline, same run: a raw urllib3 pool posting the same number of bodies of
 the same size with the same concurrency, no signing and no database.
 
 Run: ``python benchmarks/bench_webhooks.py [--events N] [--concurrency C]``.
@@ -20,11 +20,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import httpx
+import urllib3
 
 from _common import machine, requests, setup
 from bharatsend_core import BharatSend, Settings
-from bharatsend_core.adapters.http import HttpxTransport
+from bharatsend_core.adapters.http import HttpTransport
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
 
 _RECEIVER = """
@@ -74,7 +74,7 @@ def main() -> int:
             for start in range(0, args.events, 1000):
                 count = min(1000, args.events - start)
                 bs.send_batch(tenant_id, requests(range(start, start + count), "w-"))
-            transport = HttpxTransport(allow_private=True)
+            transport = HttpTransport(allow_private=True)
             deliverer = bs.webhook_deliverer(
                 transport=transport, owner="bench", concurrency=args.concurrency, batch=500
             )
@@ -92,10 +92,19 @@ def main() -> int:
             rate = delivered / elapsed
             body = b'{"type":"sms.accepted","timestamp":"2026-11-23T12:00:00+00:00","data":{}}'
             body = body.ljust(260, b" ")
-            client = httpx.Client(limits=httpx.Limits(max_connections=args.concurrency))
+            port = int(url.split(":")[2].split("/")[0])
+            client = urllib3.HTTPConnectionPool("127.0.0.1", port, maxsize=args.concurrency)
             pool = ThreadPoolExecutor(max_workers=args.concurrency)
+
+            def post(_: int) -> int:
+                response = client.urlopen(
+                    "POST", "/hooks", body=body, redirect=False, retries=False,
+                    headers={"content-type": "application/json"},
+                )  # fmt: skip
+                return int(response.status)
+
             began = time.perf_counter()
-            list(pool.map(lambda _: client.post(url, content=body).status_code, range(delivered)))
+            list(pool.map(post, range(delivered)))
             raw = delivered / (time.perf_counter() - began)
             pool.shutdown()
             client.close()
@@ -104,7 +113,7 @@ def main() -> int:
         receiver.terminate()
         receiver.wait()
     print(
-        f"[sqlite] delivered {delivered:,} events: {rate:,.0f} events/s   raw httpx: "
+        f"[sqlite] delivered {delivered:,} events: {rate:,.0f} events/s   raw urllib3: "
         f"{raw:,.0f} posts/s   ratio {rate / raw:.2f}x   (concurrency {args.concurrency})"
     )
     return 0

@@ -618,14 +618,14 @@ class BharatSend:
     ) -> WebhookDeliverer:
         """A webhook deliverer (``run_once()`` delivers one batch); workers run one by default.
 
-        ``transport`` defaults to httpx with the SSRF guard (off only with
+        ``transport`` defaults to urllib3 with the SSRF guard (off only with
         ``webhooks_allow_private``); ``options`` tune concurrency, batch,
         schedule and ``disable_after``.
         """
         if transport is None:
-            from bharatsend_core.adapters.http import HttpxTransport
+            from bharatsend_core.adapters.http import HttpTransport
 
-            transport = HttpxTransport(allow_private=self.settings.webhooks_allow_private)
+            transport = HttpTransport(allow_private=self.settings.webhooks_allow_private)
         import os
         import socket
 

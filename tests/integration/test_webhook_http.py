@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from bharatsend_core import BharatSend
-from bharatsend_core.adapters.http import HttpxTransport
+from bharatsend_core.adapters.http import HttpTransport
 from bharatsend_core.domain.errors import WebhookSignatureInvalid
 from bharatsend_core.service.webhook_delivery import WebhookDeliverer
 from bharatsend_core.webhooks import verify
@@ -77,7 +77,7 @@ def _world(allow_private: bool = True) -> Any:
     return make_world(bs, None)  # type: ignore[arg-type]
 
 
-def _deliverer(world: Any, transport: HttpxTransport) -> WebhookDeliverer:
+def _deliverer(world: Any, transport: HttpTransport) -> WebhookDeliverer:
     deliverer: WebhookDeliverer = world.bs.webhook_deliverer(
         transport=transport, owner="it", concurrency=8
     )
@@ -99,7 +99,7 @@ def test_signed_events_reach_a_real_receiver_that_verifies_them(receiver: Receiv
     ep = world.bs.add_webhook_endpoint(world.tenant_id, receiver.url)
     receiver.secret = ep.secret
     _send(world, 5)
-    transport = HttpxTransport(allow_private=True)
+    transport = HttpTransport(allow_private=True)
     try:
         assert _deliverer(world, transport).run_once() == 5
     finally:
@@ -114,7 +114,7 @@ def test_a_wrong_secret_and_a_redirect_are_failed_deliveries(receiver: Receiver)
     world.bs.add_webhook_endpoint(world.tenant_id, receiver.url)
     receiver.secret = "whsec_" + "A" * 40  # not the endpoint's secret
     _send(world)
-    transport = HttpxTransport(allow_private=True)
+    transport = HttpTransport(allow_private=True)
     try:
         _deliverer(world, transport).run_once()
         [entry] = world.bs.webhook_deliveries(world.tenant_id)
@@ -131,7 +131,7 @@ def test_redirects_are_not_followed(receiver: Receiver) -> None:
     receiver.secret = ep.secret
     receiver.status = 302
     _send(world)
-    transport = HttpxTransport(allow_private=True)
+    transport = HttpTransport(allow_private=True)
     try:
         _deliverer(world, transport).run_once()
     finally:
@@ -144,7 +144,7 @@ def test_redirects_are_not_followed(receiver: Receiver) -> None:
 def test_a_slow_receiver_times_out_and_a_closed_port_is_refused() -> None:
     slow = Receiver(delay=1.0)
     try:
-        transport = HttpxTransport(allow_private=True, read_timeout=0.2)
+        transport = HttpTransport(allow_private=True, read_timeout=0.2)
         result = transport.post(slow.url, {}, b"{}")
         assert result.status is None
         assert result.error == "timeout"
@@ -168,7 +168,7 @@ def test_a_slow_receiver_times_out_and_a_closed_port_is_refused() -> None:
     ],
 )
 def test_the_guard_refuses_internal_addresses_at_connect_time(url: str, reason: str) -> None:
-    transport = HttpxTransport(allow_private=False)
+    transport = HttpTransport(allow_private=False)
     try:
         result = transport.post(url, {}, b"{}")
     finally:
@@ -182,7 +182,7 @@ def test_the_guard_holds_even_if_the_endpoint_was_created_with_a_hostname() -> N
     world = _world(allow_private=False)
     world.bs.add_webhook_endpoint(world.tenant_id, "https://localhost:9/hooks")
     _send(world)
-    transport = HttpxTransport(allow_private=False)
+    transport = HttpTransport(allow_private=False)
     try:
         _deliverer(world, transport).run_once()
     finally:

@@ -1,5 +1,5 @@
-"""HTTP adapters: the webhook transport on httpx."""
+"""HTTP adapters: the webhook transport on urllib3."""
 
-from bharatsend_core.adapters.http.transport import HttpxTransport
+from bharatsend_core.adapters.http.transport import HttpTransport
 
-__all__ = ["HttpxTransport"]
+__all__ = ["HttpTransport"]
