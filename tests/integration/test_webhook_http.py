@@ -216,3 +216,50 @@ def test_a_running_worker_delivers_every_status_change(receiver: Receiver) -> No
         "sms.accepted", "sms.delivered", "sms.sent",
     ]  # fmt: skip
     assert receiver.refused == []
+
+
+def _tls_receiver(tmp: Any, name: str) -> tuple[Any, str, int]:
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl is needed to make a test certificate")
+    cert, key = tmp / "c.pem", tmp / "k.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "2", "-subj", f"/CN={name}",
+         "-addext", f"subjectAltName=DNS:{name}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    receiver = Receiver()
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+    return receiver, str(cert), receiver.server.server_address[1]
+
+
+def test_https_goes_to_the_vetted_address_and_verifies_the_hostname(tmp_path: Any) -> None:
+    receiver, cert, port = _tls_receiver(tmp_path, "localhost")
+    try:
+        world = _world()
+        ep = world.bs.add_webhook_endpoint(world.tenant_id, f"https://localhost:{port}/hooks")
+        receiver.secret = ep.secret
+        _send(world)
+        transport = HttpTransport(allow_private=True, ca_certs=cert)
+        try:
+            _deliverer(world, transport).run_once()
+        finally:
+            transport.close()
+        assert [e["type"] for e in receiver.events] == ["sms.accepted"]
+        # A certificate for another name is refused, even on the right address.
+        wrong = HttpTransport(allow_private=True, ca_certs=cert)
+        try:
+            result = wrong.post(f"https://127.0.0.1:{port}/hooks", {}, b"{}")
+        finally:
+            wrong.close()
+        assert result.status is None
+        assert result.error is not None
+        assert result.error.startswith("connect_failed")
+    finally:
+        receiver.close()

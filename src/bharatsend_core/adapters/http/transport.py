@@ -43,11 +43,14 @@ class HttpTransport:
         read_timeout: float = 10.0,
         pool_size: int = 32,
         user_agent: str = "bharatsend-webhooks/1",
+        ca_certs: str | None = None,
     ) -> None:
         self.allow_private = allow_private
         self._timeout = urllib3.Timeout(connect=connect_timeout, read=read_timeout)
         self._pool_size = pool_size
         self._user_agent = user_agent
+        #: A CA bundle to trust instead of the system's (a private CA, tests).
+        self._ca_certs = ca_certs
         self._pools: dict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = {}
         self._lock = threading.Lock()
 
@@ -64,6 +67,7 @@ class HttpTransport:
                         server_hostname=host,
                         assert_hostname=host,
                         cert_reqs="CERT_REQUIRED",
+                        ca_certs=self._ca_certs,
                         **options,  # type: ignore[arg-type]
                     )
                 else:
