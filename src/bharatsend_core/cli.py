@@ -13,6 +13,7 @@
     bharatsend routes list | show NAME | disable NAME | enable NAME
     bharatsend routes update NAME [--host H] [--port P] [--password-env VAR] [--tps N] [...]
     bharatsend worker [--poll-interval S] [--no-sandbox]
+    bharatsend webhook-worker [--concurrency N]
     bharatsend smsc-sim [--port 2775] [--system-id bsend --password secret] [...]
 
 Commands that touch the database read ``BHARATSEND_DATABASE_URL``;
@@ -752,6 +753,47 @@ def _add_worker(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=_run_worker)
 
 
+def _run_webhook_worker(args: argparse.Namespace) -> _Report:
+    import logging
+    import signal
+    import threading
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    bs = _open(args)
+    stop = threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+    deliverer = bs.webhook_deliverer(concurrency=args.concurrency)
+    attempts = 0
+    try:
+        while not stop.is_set():
+            handled = deliverer.run_once()
+            attempts += handled
+            if not handled:
+                stop.wait(args.poll_interval)
+    finally:
+        deliverer.close()
+        bs.close()
+    data = {"attempts": attempts, "delivered": deliverer.delivered, "dead": deliverer.dead}
+    return _Report(
+        data, f"webhook worker stopped: {attempts} attempts, {deliverer.delivered} delivered"
+    )
+
+
+def _add_webhook_worker(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "webhook-worker",
+        parents=[common],
+        help="deliver webhooks only, until SIGTERM/SIGINT",
+        description="Deliver the webhook outbox without dispatching SMS (the worker"
+        " command does both).",
+    )
+    parser.add_argument("--concurrency", type=int, default=16, help="requests at once")
+    parser.add_argument("--poll-interval", type=float, default=0.5, help="idle poll (seconds)")
+    parser.set_defaults(handler=_run_webhook_worker)
+
+
 # ----------------------------------------------------------------------------- smsc-sim
 
 
@@ -822,6 +864,7 @@ _COMMANDS: Final[tuple[Callable[[_Subparsers, argparse.ArgumentParser], None], .
     _add_db,
     _add_routes,
     _add_worker,
+    _add_webhook_worker,
     _add_smsc_sim,
 )
 

@@ -904,3 +904,40 @@ def test_worker_stops_cleanly_on_sigterm(
     assert proc.returncode == 0, err
     assert "stopped: 0 sent, 0 failed" in out
     assert out.startswith("worker ")
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [("webhook-worker", "webhook worker stopped: 0 attempts")],
+)
+def test_webhook_worker_stops_cleanly_on_sigterm(
+    database_url: str, command: str, expected: str
+) -> None:
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bharatsend_core.cli", command, "--database-url", database_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(1.0)
+        _wait_for_sigterm_handler(proc.pid, timeout=15.0)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert expected in out
+
+
+def test_webhooks_allow_private_comes_from_the_environment() -> None:
+    from bharatsend_core import Settings
+
+    assert Settings.resolve({}).webhooks_allow_private is False
+    on = Settings.resolve({"BHARATSEND_WEBHOOKS_ALLOW_PRIVATE": "1"})
+    assert on.webhooks_allow_private is True
