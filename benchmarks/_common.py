@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import platform
+import tempfile
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -105,3 +107,19 @@ def drop_schemas(url: str, schemas: list[str]) -> None:
         for schema in schemas:
             conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     engine.dispose()
+
+
+def on_each_database(
+    postgres_url: str | None, filename: str, run: Callable[[str, SqlStorage], None]
+) -> None:
+    """``run`` on a SQLite file in a temp dir, then on PostgreSQL in a schema dropped after."""
+    with tempfile.TemporaryDirectory() as tmp:
+        run("sqlite", SqlStorage.from_url(f"sqlite:///{Path(tmp) / filename}"))
+    if not postgres_url:
+        print(POSTGRES_SKIPPED)
+        return
+    schema = new_schema()
+    try:
+        run("postgresql", SqlStorage.from_url(postgres_url, schema=schema))
+    finally:
+        drop_schemas(postgres_url, [schema])

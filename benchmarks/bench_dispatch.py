@@ -23,9 +23,7 @@ import cProfile
 import os
 import pstats
 import struct
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import smpplib.client
@@ -34,14 +32,12 @@ import smpplib.smpp
 
 from _common import (
     PE_ID,
-    POSTGRES_SKIPPED,
     TEMPLATE,
     accept,
     add_route,
-    drop_schemas,
     machine,
-    new_schema,
     new_worker,
+    on_each_database,
     phone,
     setup,
     text,
@@ -230,18 +226,11 @@ def main() -> int:
     parser.add_argument("--profile", action="store_true", help="cProfile Dispatcher.step")
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'dispatch.db'}")
-        bench("sqlite", storage, args.messages, args.profile)
-    if args.postgres:
-        schema = new_schema()
-        try:
-            storage = SqlStorage.from_url(args.postgres, schema=schema)
-            bench("postgresql", storage, args.messages, args.profile)
-        finally:
-            drop_schemas(args.postgres, [schema])
-    else:
-        print(POSTGRES_SKIPPED)
+    on_each_database(
+        args.postgres,
+        "dispatch.db",
+        lambda name, storage: bench(name, storage, args.messages, args.profile),
+    )
     return 0
 
 

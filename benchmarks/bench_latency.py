@@ -37,25 +37,21 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import smpplib.client
 import smpplib.consts
 
 from _common import (
-    POSTGRES_SKIPPED,
     TEMPLATE,
     add_route,
-    drop_schemas,
     machine,
-    new_schema,
     new_worker,
+    on_each_database,
     phone,
     setup,
     text,
@@ -312,18 +308,13 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"receipts: {'off' if args.no_receipts else 'on (receipt_delay 0.05 s)'}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
-    with tempfile.TemporaryDirectory() as tmp:
-        storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'latency.db'}")
-        bench("sqlite", storage, args, args.senders)
-    if args.postgres:
-        schema = new_schema()
-        try:
-            bench("postgresql", SqlStorage.from_url(args.postgres, schema=schema), args,
-                  args.pg_senders)  # fmt: skip
-        finally:
-            drop_schemas(args.postgres, [schema])
-    else:
-        print(POSTGRES_SKIPPED)
+    on_each_database(
+        args.postgres,
+        "latency.db",
+        lambda name, storage: bench(
+            name, storage, args, args.senders if name == "sqlite" else args.pg_senders
+        ),
+    )
     return 0
 
 

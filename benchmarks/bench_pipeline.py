@@ -17,20 +17,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from _common import (
-    POSTGRES_SKIPPED,
     add_route,
-    drop_schemas,
     machine,
-    new_schema,
     new_worker,
+    on_each_database,
     requests,
     setup,
 )
@@ -114,18 +110,11 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        storage = SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'pipeline.db'}")
-        bench("sqlite", storage, args.rate, args.seconds)
-    if args.postgres:
-        schema = new_schema()
-        try:
-            storage = SqlStorage.from_url(args.postgres, schema=schema)
-            bench("postgresql", storage, args.rate, args.seconds)
-        finally:
-            drop_schemas(args.postgres, [schema])
-    else:
-        print(POSTGRES_SKIPPED)
+    on_each_database(
+        args.postgres,
+        "pipeline.db",
+        lambda name, storage: bench(name, storage, args.rate, args.seconds),
+    )
     return 0
 
 

@@ -26,21 +26,17 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import sqlalchemy as sa
 
 from _common import (
-    POSTGRES_SKIPPED,
     accept,
     add_route,
-    drop_schemas,
     machine,
-    new_schema,
     new_worker,
+    on_each_database,
     setup,
     text,
 )
@@ -177,16 +173,9 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     print(f"machine: {machine()}")
-    with tempfile.TemporaryDirectory() as tmp:
-        bench("sqlite", SqlStorage.from_url(f"sqlite:///{Path(tmp) / 'r.db'}"), args.messages)
-    if args.postgres:
-        schema = new_schema()
-        try:
-            bench("postgresql", SqlStorage.from_url(args.postgres, schema=schema), args.messages)
-        finally:
-            drop_schemas(args.postgres, [schema])
-    else:
-        print(POSTGRES_SKIPPED)
+    on_each_database(
+        args.postgres, "r.db", lambda name, storage: bench(name, storage, args.messages)
+    )
     return 0
 
 

@@ -53,7 +53,7 @@ from bharatsend_core.service.templates import (
 from bharatsend_core.service.tenants import TenantService
 from bharatsend_core.service.webhook_delivery import WebhookDeliverer
 from bharatsend_core.service.webhooks import CreatedEndpoint, WebhookService
-from bharatsend_core.service.worker import CarrierFactory, Worker
+from bharatsend_core.service.worker import CarrierFactory, Worker, process_owner
 
 __all__ = ["BharatSend"]
 
@@ -626,13 +626,10 @@ class BharatSend:
             from bharatsend_core.adapters.http import HttpTransport
 
             transport = HttpTransport(allow_private=self.settings.webhooks_allow_private)
-        import os
-        import socket
-
         return WebhookDeliverer(
             self._ctx,
             transport,
-            owner=owner or f"{socket.gethostname()}:{os.getpid()}:webhooks",
+            owner=owner or process_owner("webhooks"),
             **options,
         )
 

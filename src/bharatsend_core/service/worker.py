@@ -37,12 +37,17 @@ from bharatsend_core.service.dispatch import Dispatcher, DispatchOptions, Dispat
 from bharatsend_core.service.receipts import ReceiptInbox
 from bharatsend_core.service.webhook_delivery import WebhookDeliverer
 
-__all__ = ["CarrierFactory", "Worker", "WorkerHealth"]
+__all__ = ["CarrierFactory", "Worker", "WorkerHealth", "process_owner"]
 
 _log = logging.getLogger(__name__)
 
 #: Builds the carrier for a route (the facade passes the SMPP adapter).
 CarrierFactory = Callable[[RouteConfig], Carrier]
+
+
+def process_owner(tag: str) -> str:
+    """A lease owner name unique to this process: ``host:pid:tag`` (shown in health checks)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{tag}"
 
 
 @frozen
@@ -80,7 +85,7 @@ class Worker:
     ) -> None:
         self._ctx = ctx
         self._factory = carrier_factory
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = owner or process_owner(f"{id(self):x}")
         self._extra = tuple(extra_routes)
         self.poll_interval = poll_interval
         self.reload_interval = reload_interval
