@@ -16,10 +16,18 @@ import attrs
 
 from bharatsend_core.config import Settings
 from bharatsend_core.domain.dlt import Entity, Header, Template
-from bharatsend_core.domain.errors import ConfigurationError, InvalidArgument, MessageNotFound
+from bharatsend_core.domain.errors import (
+    ConfigurationError,
+    InvalidArgument,
+    InvalidPhoneNumber,
+    MessageNotFound,
+    UnsupportedDestination,
+)
 from bharatsend_core.domain.keys import ApiKey, IssuedKey, KeyMode, Scope
 from bharatsend_core.domain.ledger import Transfer
-from bharatsend_core.domain.message import Message
+from bharatsend_core.domain.message import Message, Status
+from bharatsend_core.domain.phone import parse_phone
+from bharatsend_core.domain.reports import DeliveryReport
 from bharatsend_core.domain.routing import Connection, Route, RouteConfig
 from bharatsend_core.domain.tenants import BillingPoint, RateCard, Tenant, TenantStatus
 from bharatsend_core.domain.webhooks import WebhookEndpoint
@@ -27,6 +35,8 @@ from bharatsend_core.ports import Clock, IdGenerator, Storage, TemplateVersion
 from bharatsend_core.ports.carrier import Carrier
 from bharatsend_core.ports.storage import (
     DeliveryAttempt,
+    MessagePage,
+    MessageQuery,
     OutboxEntry,
     OutboxState,
     StoredReceipt,
@@ -36,6 +46,7 @@ from bharatsend_core.service.context import Context
 from bharatsend_core.service.dispatch import DispatchOptions
 from bharatsend_core.service.keys import KeyService, Principal
 from bharatsend_core.service.ledger import Balance, LedgerService, ReconcileReport, Statement
+from bharatsend_core.service.reports import ReportService
 from bharatsend_core.service.routes import RouteService
 from bharatsend_core.service.send import (
     BatchResult,
@@ -102,6 +113,7 @@ class BharatSend:
         self._send = SendService(self._ctx, cache)
         self._routes = RouteService(self._ctx)
         self._webhooks = WebhookService(self._ctx)
+        self._reports = ReportService(self._ctx)
 
     # ------------------------------------------------------------------ construction
 
@@ -146,6 +158,10 @@ class BharatSend:
     def migrate(self) -> None:
         """Create or upgrade the database schema (idempotent; safe on every start)."""
         self._storage.migrate()
+
+    def ping(self) -> None:
+        """One trivial read; ``StorageUnavailable`` when the database does not answer."""
+        self._ctx.read(lambda uow: uow.tenants.get("ten_ping"))
 
     def close(self) -> None:
         """Release database connections."""
@@ -244,6 +260,14 @@ class BharatSend:
         return self._registry.register_header(
             tenant_id, sender_id, category=category, entity_id=entity_id
         )
+
+    def list_entities(self, tenant_id: str) -> Sequence[Entity]:
+        """The tenant's registered entities."""
+        return self._registry.entities(tenant_id)
+
+    def list_headers(self, tenant_id: str) -> Sequence[Header]:
+        """The tenant's registered headers (active and not)."""
+        return self._registry.headers(tenant_id)
 
     def deactivate_header(self, tenant_id: str, sender_id: str) -> Header:
         """Stop sending with a header."""
@@ -413,6 +437,96 @@ class BharatSend:
         if message is None:
             raise MessageNotFound(f"no message {message_id!r}", field="id")
         return message
+
+    def list_messages(
+        self,
+        tenant_id: str,
+        *,
+        status: str | None = None,
+        phone: str | None = None,
+        client_message_id: str | None = None,
+        template_id: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> MessagePage:
+        """The tenant's messages, newest first, filtered; page on with ``after``.
+
+        ``after`` is (created_at, id) of the last message of the previous
+        page. ``phone`` may be typed any way ``send`` accepts
+        (``9876543210`` finds ``+919876543210``). ``created_from`` is
+        inclusive, ``created_to`` exclusive. ``InvalidArgument`` names the bad
+        filter.
+        """
+        query = self._message_query(
+            status, phone, client_message_id, template_id, created_from, created_to, after, limit
+        )
+        return self._ctx.read(lambda uow: uow.messages.list(tenant_id, query))
+
+    def _message_query(
+        self,
+        status: str | None,
+        phone: str | None,
+        client_message_id: str | None,
+        template_id: str | None,
+        created_from: datetime | None,
+        created_to: datetime | None,
+        after: tuple[datetime, str] | None,
+        limit: int,
+    ) -> MessageQuery:
+        """Validate and normalise the filters of ``list_messages``."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100:
+            raise InvalidArgument("limit must be a whole number from 1 to 100", field="limit")
+        if status is not None and status not in {s.value for s in Status}:
+            known = ", ".join(s.value for s in Status)
+            raise InvalidArgument(f"status must be one of {known}", field="status")
+        e164 = None
+        if phone is not None:
+            try:
+                e164 = parse_phone(phone, allowed_regions=self.settings.allowed_regions).e164
+            except (InvalidPhoneNumber, UnsupportedDestination) as e:
+                raise type(e)(e.message, field="phone", detail=e.detail) from None
+        for name, value in (("client_message_id", client_message_id), ("template_id", template_id)):
+            if value is not None and not isinstance(value, str):
+                raise InvalidArgument(f"{name} must be text", field=name)
+        for name, instant in (("created_from", created_from), ("created_to", created_to)):
+            if instant is not None and (
+                not isinstance(instant, datetime) or instant.utcoffset() is None
+            ):
+                raise InvalidArgument(f"{name} must be a timezone-aware datetime", field=name)
+        if created_from is not None and created_to is not None and created_from >= created_to:
+            raise InvalidArgument("created_from must be before created_to", field="created_from")
+        if after is not None and (
+            not isinstance(after, tuple)
+            or len(after) != 2
+            or not isinstance(after[0], datetime)
+            or after[0].utcoffset() is None
+            or not isinstance(after[1], str)
+        ):
+            raise InvalidArgument(
+                "after must be (created_at, id) of the last message seen", field="after"
+            )
+        return MessageQuery(
+            status=status,
+            phone=e164,
+            client_message_id=client_message_id,
+            template_id=template_id,
+            created_from=created_from,
+            created_to=created_to,
+            after=after,
+            limit=limit,
+        )
+
+    def delivery_report(
+        self, *, since: datetime, until: datetime, tenant_id: str | None = None
+    ) -> DeliveryReport:
+        """Delivery figures of messages created in [since, until), by route, operator, template.
+
+        Of one tenant, or of all when ``tenant_id`` is None (operators' view).
+        See ``domain/reports.py`` for the definitions.
+        """
+        return self._reports.delivery_report(since=since, until=until, tenant_id=tenant_id)
 
     def message_receipts(self, tenant_id: str, message_id: str) -> Sequence[StoredReceipt]:
         """The delivery receipts applied to a message's parts, newest first."""

@@ -12,6 +12,16 @@
     bharatsend routes add NAME --host H --port P --system-id ID --password-env VAR [...]
     bharatsend routes list | show NAME | disable NAME | enable NAME
     bharatsend routes update NAME [--host H] [--port P] [--password-env VAR] [--tps N] [...]
+    bharatsend tenants create NAME [--billing-point submit|delivery] | tenants list
+    bharatsend keys create --tenant ID [--scope S ...] [--test] [--expires-in SECONDS] [--name N]
+    bharatsend keys list --tenant ID | keys revoke --tenant ID KEY_ID
+    bharatsend dlt import --tenant ID FILE.csv [--pe-id PE_ID]
+    bharatsend templates list --tenant ID
+    bharatsend topup --tenant ID PAISE [--reference REF] | balance --tenant ID
+    bharatsend send --tenant ID --to PHONE --template TEMPLATE_ID --text TEXT [--header H]
+                    [--client-message-id X] [--validity-seconds S] [--test]
+    bharatsend send --tenant ID --csv FILE.csv [--report PATH] [--batch-size 500] [--test]
+    bharatsend status MESSAGE_ID --tenant ID
     bharatsend worker [--poll-interval S] [--no-sandbox]
     bharatsend webhook-worker [--concurrency N]
     bharatsend smsc-sim [--port 2775] [--system-id bsend --password secret] [...]
@@ -26,14 +36,17 @@ instead of a human table. Exit codes:
 * 2: the input was refused (any client :class:`BharatSendError`, printed to
   stderr as ``error: <code>: <message>``, or as ``{"error": {...}}`` with
   ``--json``), and argparse usage errors (argparse's own code);
-* 1: an unexpected failure (a bug, or a remote error in later commands).
+* 1: an unexpected failure (a bug, or a remote error in later commands), and
+  server-side errors such as ``configuration_error`` (e.g. no key pepper);
+* 3: ``send --csv`` accepted some rows and refused others (see its report).
 
 Message content is never echoed unless asked for (``segment --show-parts``);
 error messages come from the domain, which names offsets and template
 literals instead of quoting the text. Nothing is logged.
 
 Handlers are pure: they take the parsed arguments and return a
-:class:`_Report`; :func:`main` alone writes to stdout and stderr. A new
+:class:`_Report`; :func:`main` alone writes to stdout and stderr (the one
+exception is the progress of ``send --csv``, written to stderr as it goes). A new
 command (``db upgrade``, ``worker``, ``smsc-sim``) is one ``_add_*`` function
 that registers its parser and handler, appended to ``_COMMANDS``.
 """
@@ -41,14 +54,19 @@ that registers its parser and handler, appended to ``_COMMANDS``.
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
+import os
 import sys
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TextIO, TypeAlias
 
 from bharatsend_core import __version__
+from bharatsend_core.demo import add_demo_parser
 from bharatsend_core.domain.dlt import (
     Category,
     Placeholder,
@@ -58,6 +76,7 @@ from bharatsend_core.domain.dlt import (
 )
 from bharatsend_core.domain.encoding import Encoding, first_non_gsm7, segment
 from bharatsend_core.domain.errors import BharatSendError, ClientError, InvalidArgument
+from bharatsend_core.domain.keys import Scope
 from bharatsend_core.domain.phone import parse_phone
 
 __all__ = ["main"]
@@ -66,6 +85,8 @@ __all__ = ["main"]
 _EXIT_INVALID: Final = 2
 #: Exit code for an unexpected failure.
 _EXIT_FAILURE: Final = 1
+#: Exit code of ``send --csv`` when some rows were refused (the others were accepted).
+_EXIT_PARTIAL: Final = 3
 
 _PROG: Final = "bharatsend"
 
@@ -80,6 +101,8 @@ class _Report:
     text: str
     #: The process exit code.
     exit_code: int = 0
+    #: Text for stderr in human mode only (``keys create``'s warning); not with ``--json``.
+    notice: str = ""
 
 
 _Handler = Callable[[argparse.Namespace], _Report]
@@ -720,6 +743,1085 @@ def _add_routes(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
         cmd.set_defaults(handler=_run_routes_enable, enable=enable)
 
 
+# ----------------------------------------------------------------------------- admin helpers
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _rupees(paise: int) -> str:
+    """Paise as ``INR 12.34`` (ASCII, exact: no float)."""
+    rupees, rest = divmod(abs(paise), 100)
+    return f"{'-' if paise < 0 else ''}INR {rupees}.{rest:02d}"
+
+
+def _money(paise: int) -> dict[str, Any]:
+    """An amount for JSON: exact paise, and rupees as a decimal string."""
+    rupees, rest = divmod(abs(paise), 100)
+    return {"paise": paise, "rupees": f"{'-' if paise < 0 else ''}{rupees}.{rest:02d}"}
+
+
+def _mask_phone(phone: str) -> str:
+    """All digits but the last four hidden: ``+91******3210``."""
+    keep = phone[-4:]
+    head = phone[:-4]
+    return (
+        head[:1] + "*" * (len(head) - 1) + keep if head.startswith("+") else "*" * len(head) + keep
+    )
+
+
+def _shorten(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def _tenant_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--tenant", required=True, metavar="ID", help="the tenant id (tnt_...)")
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be at least 1")
+    return number
+
+
+# ----------------------------------------------------------------------------- tenants
+
+
+def _tenant_data(tenant: Any) -> dict[str, Any]:
+    return {
+        "id": tenant.id,
+        "name": tenant.name,
+        "status": tenant.status.value,
+        "billing_point": tenant.billing_point.value,
+        "created_at": _iso(tenant.created_at),
+    }
+
+
+def _run_tenants_create(args: argparse.Namespace) -> _Report:
+    with _open(args) as bs:
+        tenant = bs.create_tenant(args.name, billing_point=args.billing_point)
+    # Only the id on stdout, so scripts can do TENANT=$(bharatsend tenants create acme).
+    return _Report(_tenant_data(tenant), tenant.id)
+
+
+def _run_tenants_list(args: argparse.Namespace) -> _Report:
+    with _open(args) as bs:
+        tenants = [_tenant_data(t) for t in bs.list_tenants()]
+    text = (
+        _grid(
+            ("id", "name", "status", "billing", "created"),
+            (
+                (t["id"], t["name"], t["status"], t["billing_point"], t["created_at"])
+                for t in tenants
+            ),
+        )
+        if tenants
+        else "no tenants; add one with: tenants create NAME"
+    )
+    return _Report({"tenants": tenants}, text)
+
+
+def _add_tenants(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("tenants", help="tenants (your customers)")
+    sub = parser.add_subparsers(dest="tenants_command", metavar="TENANTS_COMMAND", required=True)
+    create = sub.add_parser(
+        "create",
+        parents=[common],
+        help="create a tenant and print its id",
+        description="Create a tenant with an empty credit account and print its id"
+        " (only the id, so a script can capture it).",
+    )
+    create.add_argument("name", metavar="NAME", help="a display name, 1-200 characters")
+    create.add_argument(
+        "--billing-point",
+        choices=("submit", "delivery"),
+        default=None,
+        help="charge at carrier acceptance (submit) or at delivery"
+        " (default: the billing_point setting, submit unless configured)",
+    )
+    create.set_defaults(handler=_run_tenants_create)
+    listing = sub.add_parser("list", parents=[common], help="list every tenant")
+    listing.set_defaults(handler=_run_tenants_list)
+
+
+# ----------------------------------------------------------------------------- keys
+
+#: Scopes a key gets when no --scope is given.
+_DEFAULT_SCOPES: Final = ("sms:send", "sms:read")
+_KEY_WARNING: Final = (
+    "this is the only time the full key is shown: store it now (a secret manager);"
+    " it cannot be shown again, only revoked and replaced"
+)
+
+
+def _key_state(key: Any, now: datetime) -> str:
+    if key.revoked_at is not None and key.revoked_at <= now:
+        return "revoked"
+    if key.expires_at is not None and now >= key.expires_at:
+        return "expired"
+    return "active"
+
+
+def _key_data(key: Any, now: datetime) -> dict[str, Any]:
+    """Everything about a key a person may see: never the secret, never its hash."""
+    return {
+        "id": key.id,
+        "prefix": key.prefix,
+        "mode": key.mode.value,
+        "name": key.name,
+        "scopes": sorted(s.value for s in key.scopes),
+        "state": _key_state(key, now),
+        "created_at": _iso(key.created_at),
+        "last_used_at": _iso(key.last_used_at),
+        "expires_at": _iso(key.expires_at),
+        "revoked_at": _iso(key.revoked_at),
+    }
+
+
+def _run_keys_create(args: argparse.Namespace) -> _Report:
+    now = datetime.now(UTC)
+    expires_at = None if args.expires_in is None else now + timedelta(seconds=args.expires_in)
+    with _open(args) as bs:
+        issued = bs.create_api_key(
+            args.tenant,
+            scopes=args.scope or _DEFAULT_SCOPES,
+            mode="test" if args.test else "live",
+            name=args.name,
+            expires_at=expires_at,
+        )
+    data = {"key": issued.secret, **_key_data(issued.key, now), "warning": _KEY_WARNING}
+    details = _table(
+        [
+            ("key id", issued.key.id),
+            ("mode", issued.key.mode.value),
+            ("scopes", " ".join(data["scopes"])),
+            ("expires", data["expires_at"] or "never"),
+        ]
+    )
+    # The key alone on stdout (KEY=$(bharatsend keys create ...)); the rest on stderr.
+    return _Report(data, issued.secret, notice=f"{details}\nwarning: {_KEY_WARNING}")
+
+
+def _run_keys_list(args: argparse.Namespace) -> _Report:
+    now = datetime.now(UTC)
+    with _open(args) as bs:
+        bs.get_tenant(args.tenant)  # tenant_not_found rather than an empty list
+        keys = [_key_data(k, now) for k in bs.list_api_keys(args.tenant)]
+    text = (
+        _grid(
+            (
+                "id",
+                "prefix",
+                "name",
+                "scopes",
+                "state",
+                "created",
+                "last used",
+                "expires",
+                "revoked",
+            ),
+            (
+                (
+                    k["id"],
+                    k["prefix"],
+                    k["name"] or "-",
+                    ",".join(k["scopes"]),
+                    k["state"],
+                    k["created_at"],
+                    k["last_used_at"] or "never",
+                    k["expires_at"] or "never",
+                    k["revoked_at"] or "-",
+                )
+                for k in keys
+            ),
+        )
+        if keys
+        else "no API keys; issue one with: keys create --tenant ID"
+    )
+    return _Report({"keys": keys}, text)
+
+
+def _run_keys_revoke(args: argparse.Namespace) -> _Report:
+    now = datetime.now(UTC)
+    with _open(args) as bs:
+        key = bs.revoke_api_key(args.tenant, args.key_id)
+    data = _key_data(key, now)
+    return _Report(data, f"revoked {key.prefix} at {data['revoked_at']}")
+
+
+def _add_keys(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("keys", help="API keys of a tenant")
+    sub = parser.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND", required=True)
+    scopes = tuple(s.value for s in Scope)
+    create = sub.add_parser(
+        "create",
+        parents=[common],
+        help="issue an API key (the full key is printed once)",
+        description="Issue an API key. The full key (bs_live_... or bs_test_...) is printed"
+        " on stdout this once and never again: only a keyed hash is stored. Details and"
+        " the warning go to stderr. Needs the key_pepper setting (BHARATSEND_KEY_PEPPER).",
+    )
+    _tenant_argument(create)
+    create.add_argument(
+        "--scope",
+        nargs="+",
+        action="extend",
+        choices=scopes,
+        metavar="SCOPE",
+        help=f"what the key may do; repeat or list several ({', '.join(scopes)};"
+        f" default: {' '.join(_DEFAULT_SCOPES)})",
+    )
+    create.add_argument(
+        "--test",
+        action="store_true",
+        help="a test key (bs_test_...): its messages only ever reach the sandbox carrier",
+    )
+    create.add_argument(
+        "--expires-in",
+        type=_positive_int,
+        metavar="SECONDS",
+        help="the key stops working this many seconds from now (default: never)",
+    )
+    create.add_argument("--name", default="", help="a label to recognise the key by")
+    create.set_defaults(handler=_run_keys_create)
+    listing = sub.add_parser(
+        "list",
+        parents=[common],
+        help="list a tenant's keys (never a secret)",
+        description="Id, prefix, name, scopes, state, and when each key was created, last"
+        " used, expires and was revoked. Neither secrets nor hashes are shown.",
+    )
+    _tenant_argument(listing)
+    listing.set_defaults(handler=_run_keys_list)
+    revoke = sub.add_parser(
+        "revoke",
+        parents=[common],
+        help="revoke a key at once",
+        description="Revoke a key: it fails authentication from this moment. Revoking twice"
+        " keeps the first time.",
+    )
+    _tenant_argument(revoke)
+    revoke.add_argument("key_id", metavar="KEY_ID", help="the key id, as keys list shows it")
+    revoke.set_defaults(handler=_run_keys_revoke)
+
+
+# ----------------------------------------------------------------------------- dlt import
+
+
+def _read_bytes(path: str, field: str) -> bytes:
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise InvalidArgument(
+            f"cannot read {path!r}: {e.strerror or type(e).__name__}", field=field
+        ) from None
+
+
+def _run_dlt_import(args: argparse.Namespace) -> _Report:
+    raw = _read_bytes(args.file, "file")
+    with _open(args) as bs:
+        report = bs.import_dlt_csv(args.tenant, raw, pe_id=args.pe_id)
+    counts = {
+        "created": len(report.created),
+        "updated": len(report.updated),
+        "unchanged": len(report.unchanged),
+        "skipped": len(report.skipped),
+        "entities_created": len(report.entities_created),
+        "headers_created": len(report.headers_created),
+        "headers_updated": len(report.headers_updated),
+        "warnings": len(report.warnings),
+    }
+    warnings = [
+        {"line": w.line, "column": w.column, "code": w.code, "message": w.message}
+        for w in report.warnings
+    ]
+    skipped = [
+        {"line": n.line, "template_id": n.template_id, "reason": n.reason} for n in report.skipped
+    ]
+    data = {
+        "counts": counts,
+        "created": list(report.created),
+        "updated": list(report.updated),
+        "unchanged": list(report.unchanged),
+        "entities_created": list(report.entities_created),
+        "headers_created": list(report.headers_created),
+        "headers_updated": list(report.headers_updated),
+        "warnings": warnings,
+        "skipped": skipped,
+    }
+    blocks = [
+        _table(
+            [
+                ("templates created", counts["created"]),
+                ("templates updated", counts["updated"]),
+                ("templates unchanged", counts["unchanged"]),
+                ("rows skipped", counts["skipped"]),
+                ("entities created", counts["entities_created"]),
+                ("headers created", counts["headers_created"]),
+                ("headers updated", counts["headers_updated"]),
+                ("warnings", counts["warnings"]),
+            ]
+        )
+    ]
+    if skipped:
+        blocks.append(
+            "\n".join(
+                f"skipped: line {n['line']}: {n['template_id']}: {n['reason']}" for n in skipped
+            )
+        )
+    if warnings:
+        blocks.append("\n".join(f"warning: {_row_line(w)}" for w in warnings))
+    return _Report(data, "\n\n".join(blocks))
+
+
+def _row_line(row: Mapping[str, Any]) -> str:
+    """``line 3, column 'Header': code: message`` for a DLT CSV row error or warning."""
+    where = f"line {row.get('line')}"
+    if row.get("column"):
+        where += f", column {row['column']!r}"
+    return f"{where}: {row.get('code')}: {row.get('message')}"
+
+
+def _add_dlt(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("dlt", help="import DLT portal exports")
+    sub = parser.add_subparsers(dest="dlt_command", metavar="DLT_COMMAND", required=True)
+    imp = sub.add_parser(
+        "import",
+        parents=[common],
+        help="import a DLT portal template CSV (all rows or none)",
+        description="Import the template CSV exported from a DLT portal (Jio, Airtel, Vi,"
+        " BSNL...): entities and headers it names are registered, templates created or"
+        " updated, in one transaction. A file with any faulty row imports nothing: every"
+        " error is listed by line (exit code 2).",
+    )
+    _tenant_argument(imp)
+    imp.add_argument("file", metavar="FILE.csv", help="the CSV as downloaded from the portal")
+    imp.add_argument(
+        "--pe-id",
+        metavar="PE_ID",
+        help="the tenant's principal entity id; rows of another entity are errors"
+        " (default: the tenant's only registered entity, else the file's)",
+    )
+    imp.set_defaults(handler=_run_dlt_import)
+
+
+# ----------------------------------------------------------------------------- templates list
+
+_BODY_WIDTH: Final = 60
+
+
+def _template_data(template: Any) -> dict[str, Any]:
+    return {
+        "template_id": template.template_id,
+        "entity_id": template.entity_id,
+        "headers": sorted(template.headers),
+        "category": template.category.value,
+        "content_type": template.content_type.value,
+        "active": template.active,
+        "name": template.name,
+        "body": template.body,
+    }
+
+
+def _run_templates_list(args: argparse.Namespace) -> _Report:
+    with _open(args) as bs:
+        bs.get_tenant(args.tenant)
+        templates = [_template_data(t) for t in bs.list_templates(args.tenant)]
+    text = (
+        _grid(
+            ("template id", "header", "category", "active", "body"),
+            (
+                (
+                    t["template_id"],
+                    ",".join(t["headers"]) or "-",
+                    t["category"],
+                    "yes" if t["active"] else "no",
+                    # Bodies are registered templates, not messages: shown, on one line.
+                    _quoted(_shorten(t["body"], _BODY_WIDTH)),
+                )
+                for t in templates
+            ),
+        )
+        if templates
+        else "no templates; import them with: dlt import --tenant ID FILE.csv"
+    )
+    return _Report({"templates": templates}, text)
+
+
+def _add_templates(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser("templates", help="a tenant's registered DLT templates")
+    sub = parser.add_subparsers(
+        dest="templates_command", metavar="TEMPLATES_COMMAND", required=True
+    )
+    listing = sub.add_parser(
+        "list",
+        parents=[common],
+        help="list a tenant's templates",
+        description=f"Template id, headers, category, whether active, and the body cut to"
+        f" {_BODY_WIDTH} characters (--json gives everything, whole bodies included).",
+    )
+    _tenant_argument(listing)
+    listing.set_defaults(handler=_run_templates_list)
+
+
+# ----------------------------------------------------------------------------- credits
+
+
+def _balance_data(balance: Any) -> dict[str, Any]:
+    return {
+        "tenant_id": balance.tenant_id,
+        "available": _money(balance.available_paise),
+        "posted": _money(balance.posted_paise),
+        "pending": _money(balance.reserved_paise),
+    }
+
+
+def _balance_rows(balance: Any) -> list[tuple[str, object]]:
+    return [
+        (label, f"{_rupees(paise)}  ({paise} paise)")
+        for label, paise in (
+            ("available", balance.available_paise),
+            ("posted", balance.posted_paise),
+            ("pending (reserved)", balance.reserved_paise),
+        )
+    ]
+
+
+def _run_topup(args: argparse.Namespace) -> _Report:
+    with _open(args) as bs:
+        transfer = bs.top_up(args.tenant, args.paise, reference=args.reference)
+        balance = bs.balance(args.tenant)
+    data = {
+        "transfer_id": transfer.id,
+        "amount": _money(transfer.amount),
+        "reference": transfer.reference,
+        "created_at": _iso(transfer.created_at),
+        "balance": _balance_data(balance),
+    }
+    text = _table(
+        [
+            ("added", f"{_rupees(transfer.amount)}  ({transfer.amount} paise)"),
+            ("transfer", transfer.id),
+            ("reference", transfer.reference),
+            *_balance_rows(balance),
+        ]
+    )
+    return _Report(data, text)
+
+
+def _run_balance(args: argparse.Namespace) -> _Report:
+    with _open(args) as bs:
+        balance = bs.balance(args.tenant)
+    return _Report(_balance_data(balance), _table(_balance_rows(balance)))
+
+
+def _add_credits(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    topup = commands.add_parser(
+        "topup",
+        parents=[common],
+        help="add credits to a tenant (in paise)",
+        description="Add credits in paise (100 paise = 1 rupee). With --reference (your"
+        " payment id) running it again is a no-op, so a retried top-up never pays twice.",
+    )
+    _tenant_argument(topup)
+    topup.add_argument(
+        "paise", type=_positive_int, metavar="PAISE", help="the amount in paise, e.g. 50000"
+    )
+    topup.add_argument("--reference", metavar="REF", help="your payment id (idempotency key)")
+    topup.set_defaults(handler=_run_topup)
+    balance = commands.add_parser(
+        "balance",
+        parents=[common],
+        help="a tenant's credits",
+        description="Available (what can be spent), posted (charged) and pending (reserved"
+        " for messages not yet settled), in rupees and paise.",
+    )
+    _tenant_argument(balance)
+    balance.set_defaults(handler=_run_balance)
+
+
+# ----------------------------------------------------------------------------- send
+
+#: The columns a bulk-send CSV must have, and those it may have.
+_CSV_REQUIRED: Final = ("phone_number", "content", "dlt_template_id")
+_CSV_OPTIONAL: Final = ("header", "client_message_id", "validity_seconds")
+_REPORT_COLUMNS: Final = (
+    "line",
+    "phone_number",
+    "client_message_id",
+    "error_code",
+    "error_message",
+    "field",
+)
+_MAX_BATCH: Final = 1000
+
+
+def _send_data(result: Any) -> dict[str, Any]:
+    message = result.message
+    return {
+        "id": message.id,
+        "status": message.status.value,
+        "replayed": result.replayed,
+        "segments": message.segments,
+        "encoding": message.encoding,
+        "price": _money(message.price_paise),
+        "sandbox": message.sandbox,
+        "client_message_id": message.client_message_id,
+        "warnings": [{"code": w.code, "message": w.message} for w in result.warnings],
+    }
+
+
+def _run_send(args: argparse.Namespace) -> _Report:
+    if args.csv is not None:
+        single = [
+            f"--{name.replace('_', '-')}"
+            for name in ("to", "template", "text", "header", "client_message_id",
+                         "validity_seconds")
+            if getattr(args, name) is not None
+        ]  # fmt: skip
+        if single:
+            raise InvalidArgument(
+                f"--csv sends the file's rows; {', '.join(single)} belong to a single message"
+                " (put them in the CSV's columns)",
+                field="csv",
+            )
+        return _send_csv(args)
+    missing = [f"--{n}" for n in ("to", "template", "text") if getattr(args, n) is None]
+    if missing:
+        raise InvalidArgument(
+            f"give {', '.join(missing)} for one message, or --csv FILE.csv for many",
+            field=missing[0].removeprefix("--"),
+        )
+    content = _text_argument(args.text, None)
+    with _open(args) as bs:
+        result = bs.send(
+            args.tenant,
+            phone_number=args.to,
+            content=content,
+            dlt_template_id=args.template,
+            header=args.header,
+            client_message_id=args.client_message_id,
+            validity_seconds=args.validity_seconds,
+            sandbox=args.test,
+        )
+    data = _send_data(result)
+    rows: list[tuple[str, object]] = [
+        ("id", data["id"]),
+        ("status", data["status"] + (" (replayed: accepted earlier)" if result.replayed else "")),
+        ("segments", f"{data['segments']} ({data['encoding']})"),
+        ("price", f"{_rupees(result.message.price_paise)}  ({result.message.price_paise} paise)"),
+    ]
+    if result.message.sandbox:
+        rows.append(("sandbox", "yes: only the sandbox carrier will see it"))
+    blocks = [_table(rows)]
+    if result.warnings:
+        blocks.append("\n".join(f"warning: {w.code}: {w.message}" for w in result.warnings))
+    return _Report(data, "\n\n".join(blocks))
+
+
+@dataclass(frozen=True)
+class _CsvRow:
+    """One data row of a bulk-send file: its request, or why it cannot be one."""
+
+    line: int
+    phone_number: str
+    client_message_id: str
+    request: Mapping[str, Any] | None
+    error: BharatSendError | None = None
+
+
+def _default_report_path(path: str) -> str:
+    base = path[:-4] if path.lower().endswith(".csv") else path
+    return base + ".errors.csv"
+
+
+def _read_send_csv(path: str) -> list[_CsvRow]:
+    """Every data row of a bulk-send CSV; a missing column or unreadable file is fatal."""
+    text = _read_file(path)
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader, None)
+        if header is None:
+            raise InvalidArgument(
+                f"{path!r} is empty; its first line names the columns"
+                f" ({', '.join(_CSV_REQUIRED)}, optional {', '.join(_CSV_OPTIONAL)})",
+                field="csv",
+            )
+        names = [name.strip().lower() for name in header]
+        missing = [c for c in _CSV_REQUIRED if c not in names]
+        if missing:
+            raise InvalidArgument(
+                f"{path!r} has no {', '.join(map(repr, missing))}"
+                f" column{'s' if len(missing) > 1 else ''}"
+                f" (required: {', '.join(_CSV_REQUIRED)}; optional: {', '.join(_CSV_OPTIONAL)})",
+                field=missing[0],
+            )
+        duplicated = sorted({n for n in names if n and names.count(n) > 1})
+        if duplicated:
+            raise InvalidArgument(
+                f"{path!r} has the column {duplicated[0]!r} twice", field=duplicated[0]
+            )
+        rows: list[_CsvRow] = []
+        previous = reader.line_num
+        for cells in reader:
+            line, previous = previous + 1, reader.line_num
+            if not any(cell.strip() for cell in cells):
+                continue
+            rows.append(_csv_row(line, names, cells))
+    except csv.Error as e:
+        raise InvalidArgument(
+            f"{path!r} is not readable CSV near line {reader.line_num}: {e}", field="csv"
+        ) from None
+    if not rows:
+        raise InvalidArgument(f"{path!r} has no data rows", field="csv")
+    return rows
+
+
+def _csv_row(line: int, names: Sequence[str], cells: Sequence[str]) -> _CsvRow:
+    values = dict(zip(names, cells, strict=False))
+    phone = values.get("phone_number", "").strip()
+    client_id = values.get("client_message_id", "").strip()
+    if len(cells) != len(names):
+        error = InvalidArgument(
+            f"the row has {len(cells)} cells but the header names {len(names)} columns",
+            field="row",
+        )
+        return _CsvRow(line, phone, client_id, None, error)
+    validity_text = values.get("validity_seconds", "").strip()
+    validity: int | None = None
+    if validity_text:
+        try:
+            validity = int(validity_text)
+        except ValueError:
+            error = InvalidArgument(
+                "validity_seconds must be a whole number of seconds", field="validity_seconds"
+            )
+            return _CsvRow(line, phone, client_id, None, error)
+    request = {
+        "phone_number": phone,
+        # The content is exact: DLT matching is character for character.
+        "content": values["content"],
+        "dlt_template_id": values["dlt_template_id"].strip(),
+        "header": values.get("header", "").strip() or None,
+        "client_message_id": client_id or None,
+        "validity_seconds": validity,
+    }
+    return _CsvRow(line, phone, client_id, request)
+
+
+def _batch_size(value: str) -> int:
+    number = _positive_int(value)
+    if number > _MAX_BATCH:
+        raise argparse.ArgumentTypeError(f"a batch holds at most {_MAX_BATCH} rows")
+    return number
+
+
+class _Progress:
+    """Bulk-send progress on stderr: a redrawn bar on a terminal, plain lines otherwise."""
+
+    _WIDTH: Final = 30
+
+    def __init__(self, total: int, stream: TextIO | None, *, plain: bool) -> None:
+        self._total = max(total, 1)
+        self._stream = stream
+        self._tty = _isatty(stream)
+        # Without a terminal, lines are printed only when wanted (not with --json).
+        self._enabled = stream is not None and (self._tty or plain)
+
+    def update(self, done: int, accepted: int, replayed: int, failed: int) -> None:
+        if not self._enabled or self._stream is None:
+            return
+        counts = f"accepted {accepted}, replayed {replayed}, failed {failed}"
+        if self._tty:
+            filled = self._WIDTH * done // self._total
+            bar = "#" * filled + "-" * (self._WIDTH - filled)
+            percent = 100 * done // self._total
+            end = "\n" if done >= self._total else ""
+            self._stream.write(f"\r[{bar}] {percent:3d}% {done}/{self._total} rows; {counts}{end}")
+        else:
+            self._stream.write(f"progress: {done}/{self._total} rows; {counts}\n")
+        self._stream.flush()
+
+
+def _isatty(stream: TextIO | None) -> bool:
+    try:
+        return bool(stream is not None and stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def _send_csv(args: argparse.Namespace) -> _Report:
+    rows = _read_send_csv(args.csv)
+    report_path = args.report or _default_report_path(args.csv)
+    if os.path.abspath(report_path) == os.path.abspath(args.csv):
+        raise InvalidArgument("the report would overwrite the input file", field="report")
+    accepted = replayed = failed = price = 0
+    progress = _Progress(len(rows), None if args.no_progress else sys.stderr, plain=not args.json)
+    with _open(args) as bs:
+        bs.get_tenant(args.tenant)  # an unknown tenant is fatal before any report is written
+        try:
+            report_file = open(report_path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        except OSError as e:
+            raise InvalidArgument(
+                f"cannot write the report {report_path!r}: {e.strerror or type(e).__name__}",
+                field="report",
+            ) from None
+        with report_file:
+            writer = csv.writer(report_file)
+            writer.writerow(_REPORT_COLUMNS)
+
+            for start in range(0, len(rows), args.batch_size):
+                chunk = rows[start : start + args.batch_size]
+                errors = [(row, row.error) for row in chunk if row.error is not None]
+                ready = [row for row in chunk if row.request is not None]
+                if ready:
+                    result = bs.send_batch(
+                        args.tenant, [row.request for row in ready], sandbox=args.test
+                    )
+                    for row, item in zip(ready, result.items, strict=True):
+                        if item.result is None:
+                            errors.append((row, item.error))
+                        elif item.result.replayed:
+                            replayed += 1
+                        else:
+                            accepted += 1
+                            price += item.result.message.price_paise
+                failed += len(errors)
+                errors.sort(key=lambda pair: pair[0].line)
+                writer.writerows(
+                    (row.line, row.phone_number, row.client_message_id, err.code, err.message,
+                     err.field or "")
+                    for row, err in errors
+                )  # fmt: skip
+                report_file.flush()
+                progress.update(start + len(chunk), accepted, replayed, failed)
+    data = {
+        "rows": len(rows),
+        "accepted": accepted,
+        "replayed": replayed,
+        "failed": failed,
+        "price": _money(price),
+        "sandbox": args.test,
+        "report": report_path,
+    }
+    summary = f"accepted {accepted}, replayed {replayed}, failed {failed} (report: {report_path})"
+    return _Report(data, summary, exit_code=_EXIT_PARTIAL if failed else 0)
+
+
+def _add_send(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "send",
+        parents=[common],
+        help="send one message, or many from a CSV file",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "Accept messages for sending (a worker submits them).\n\n"
+            "One message:  send --tenant ID --to PHONE --template TEMPLATE_ID --text TEXT\n"
+            "Many:         send --tenant ID --csv FILE.csv [--report errors.csv]\n\n"
+            "The CSV's first line names its columns (any case, spaces around are ignored):\n"
+            f"  required: {', '.join(_CSV_REQUIRED)}\n"
+            f"  optional: {', '.join(_CSV_OPTIONAL)}\n"
+            "Rows go through send_batch in batches; each refused row is written to the\n"
+            f"report CSV ({', '.join(_REPORT_COLUMNS)}),\n"
+            "by default FILE.errors.csv beside the input. Progress goes to stderr.\n"
+            "Message content is never printed.\n\n"
+            "exit codes: 0 every message accepted (or replayed); 3 some CSV rows failed\n"
+            "(see the report); 2 refused input (an unreadable file, a missing column, an\n"
+            "unknown tenant, a refused single message); 1 an unexpected failure."
+        ),
+    )
+    _tenant_argument(parser)
+    one = parser.add_argument_group("one message")
+    one.add_argument("--to", metavar="PHONE", help="the destination number (+91..., or national)")
+    one.add_argument("--template", metavar="TEMPLATE_ID", help="the DLT template id")
+    one.add_argument("--text", metavar="TEXT", help="the message text ('-' reads standard input)")
+    one.add_argument(
+        "--header", metavar="H", help="the sender id (default: the template's only one)"
+    )
+    one.add_argument("--client-message-id", metavar="X", help="your id; a retry with it replays")
+    one.add_argument("--validity-seconds", type=_positive_int, metavar="S")
+    many = parser.add_argument_group("many messages")
+    many.add_argument("--csv", metavar="FILE.csv", help="send every row of this UTF-8 CSV")
+    many.add_argument(
+        "--report", metavar="PATH", help="where refused rows go (default: FILE.errors.csv)"
+    )
+    many.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=500,
+        metavar="N",
+        help=f"rows per send_batch call (1-{_MAX_BATCH}; default 500)",
+    )
+    many.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="print no progress on stderr (neither the bar nor the plain lines)",
+    )
+    parser.add_argument(
+        "--test",
+        action="store_true",
+        help="sandbox messages: free, and only the sandbox carrier ever sees them",
+    )
+    parser.set_defaults(handler=_run_send)
+
+
+# ----------------------------------------------------------------------------- status
+
+
+def _message_data(message: Any) -> dict[str, Any]:
+    """A message without its content, the phone number masked."""
+    error = message.error
+    return {
+        "id": message.id,
+        "tenant_id": message.tenant_id,
+        "client_message_id": message.client_message_id,
+        "status": message.status.value,
+        "phone": _mask_phone(message.phone),
+        "template_id": message.template_id,
+        "header": message.header,
+        "entity_id": message.entity_id,
+        "category": message.category,
+        "encoding": message.encoding,
+        "segments": message.segments,
+        "price": _money(message.price_paise),
+        "sandbox": message.sandbox,
+        "priority": message.priority,
+        "route": message.route,
+        "attempts": message.attempts,
+        "possible_duplicate": message.possible_duplicate,
+        "created_at": _iso(message.created_at),
+        "updated_at": _iso(message.updated_at),
+        "expires_at": _iso(message.expires_at),
+        "next_attempt_at": _iso(message.next_attempt_at),
+        "error": None
+        if error is None
+        else {"code": error.code, "reason": error.reason.value, "carrier_code": error.carrier_code},
+        "parts": [
+            {
+                "part": part.index + 1,
+                "status": part.status.value,
+                "carrier_message_id": part.carrier_message_id,
+                "route": part.route,
+                "submitted_at": _iso(part.submitted_at),
+                "final_at": _iso(part.final_at),
+                "error_code": part.error_code,
+                "outcome_unknown": part.outcome_unknown,
+            }
+            for part in message.parts
+        ],
+        "timeline": [
+            {
+                "sequence": entry.sequence,
+                "at": _iso(entry.at),
+                "kind": entry.kind,
+                "status": entry.status.value,
+                "detail": dict(entry.detail),
+            }
+            for entry in message.timeline
+        ],
+    }
+
+
+def _run_status(args: argparse.Namespace) -> _Report:
+    with _open(args) as bs:
+        message = bs.get_message(args.tenant, args.message_id)
+    data = _message_data(message)
+    error = data["error"]
+    rows: list[tuple[str, object]] = [
+        ("id", data["id"]),
+        ("status", data["status"]),
+        ("phone", data["phone"]),
+        ("template", data["template_id"]),
+        ("header", data["header"]),
+        ("segments", f"{data['segments']} ({data['encoding']})"),
+        ("price", f"{_rupees(message.price_paise)}  ({message.price_paise} paise)"),
+        ("route", data["route"]),
+        ("created", data["created_at"]),
+        ("expires", data["expires_at"]),
+        (
+            "error",
+            None
+            if error is None
+            else f"{error['code']} ({error['reason']}"
+            + (f", carrier code {error['carrier_code']}" if error["carrier_code"] else "")
+            + ")",
+        ),
+    ]
+    if data["sandbox"]:
+        rows.append(("sandbox", "yes"))
+    if data["possible_duplicate"]:
+        rows.append(("possible duplicate", "yes: a part may have been sent twice"))
+    blocks = [
+        _table(rows),
+        _grid(
+            ("part", "status", "carrier id", "route", "error"),
+            (
+                (
+                    p["part"],
+                    p["status"],
+                    p["carrier_message_id"] or "-",
+                    p["route"] or "-",
+                    p["error_code"] or "-",
+                )
+                for p in data["parts"]
+            ),
+        ),
+        _grid(
+            ("time", "event", "status", "detail"),
+            (
+                (
+                    e["at"],
+                    e["kind"],
+                    e["status"],
+                    " ".join(f"{k}={'-' if v is None else v}" for k, v in e["detail"].items())
+                    or "-",
+                )
+                for e in data["timeline"]
+            ),
+        ),
+    ]
+    return _Report(data, "\n\n".join(blocks))
+
+
+def _add_status(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "status",
+        parents=[common],
+        help="where a message is: parts, carrier ids, timeline",
+        description="A message's status, masked phone number, template, segments, each part"
+        " with its carrier id and status, the error if any, and the timeline. The content"
+        " is never shown; --json gives the whole structure.",
+    )
+    parser.add_argument("message_id", metavar="MESSAGE_ID", help="the message id (msg_...)")
+    _tenant_argument(parser)
+    parser.set_defaults(handler=_run_status)
+
+
+# ----------------------------------------------------------------------------- report
+
+_DELIVERY_COLUMNS: Final = (
+    "dimension", "key", "messages", "delivered", "failed", "pending", "delivery_rate",
+    "p50_ms", "p90_ms", "p99_ms", "failure_codes",
+)  # fmt: skip
+
+
+def _when(text: str, now: datetime, name: str) -> datetime:
+    """An ISO 8601 date/time (UTC when no zone), or a span back from now: 90m, 24h, 7d."""
+    units = {"m": 60, "h": 3600, "d": 86400}
+    raw = text.strip()
+    if raw[:-1].isdigit() and raw[-1:] in units:
+        return now - timedelta(seconds=int(raw[:-1]) * units[raw[-1]])
+    try:
+        parsed = datetime.fromisoformat(raw)
+    except ValueError:
+        raise InvalidArgument(
+            f"--{name} takes an ISO 8601 date or time (2026-11-01, 2026-11-01T09:30+05:30)"
+            " or a span back from now (90m, 24h, 7d)",
+            field=name,
+        ) from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _report_row(row: Any) -> dict[str, Any]:
+    def ms(value: float | None) -> float | None:
+        return None if value is None else round(value, 1)
+
+    return {
+        "dimension": row.dimension,
+        "key": row.key,
+        "messages": row.messages,
+        "delivered": row.delivered,
+        "failed": row.failed,
+        "pending": row.pending,
+        "delivery_rate": None if row.delivery_rate is None else round(row.delivery_rate, 4),
+        "p50_ms": ms(row.latency_p50_ms),
+        "p90_ms": ms(row.latency_p90_ms),
+        "p99_ms": ms(row.latency_p99_ms),
+        "failure_codes": dict(row.failure_codes),
+    }
+
+
+def _run_report(args: argparse.Namespace) -> _Report:
+    now = datetime.now(UTC)
+    since = _when(args.since, now, "since")
+    until = _when(args.until, now, "until") if args.until else now
+    if since >= until:
+        raise InvalidArgument("--since must be before --until", field="since")
+    with _open(args) as bs:
+        report = bs.delivery_report(since=since, until=until, tenant_id=args.tenant)
+    rows = [_report_row(report.total), *(_report_row(r) for r in report.rows)]
+    data = {
+        "since": since.isoformat(),
+        "until": until.isoformat(),
+        "tenant_id": args.tenant,
+        "rows": rows,
+    }
+    if args.format == "json":
+        return _Report(data, _to_json(data))
+    if args.format == "csv":
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(_DELIVERY_COLUMNS)
+        for row in rows:
+            joined = ";".join(f"{k}={v}" for k, v in row["failure_codes"].items())
+            writer.writerow([*(row[c] for c in _DELIVERY_COLUMNS[:-1]), joined])
+        return _Report(data, out.getvalue().rstrip("\n"))
+
+    def cell(value: Any, suffix: str = "") -> str:
+        return "-" if value is None else f"{value}{suffix}"
+
+    def rate(value: float | None) -> str:
+        return "-" if value is None else f"{value * 100:.1f}%"
+
+    def codes(value: Mapping[str, int]) -> str:
+        top = list(value.items())[:3]
+        more = len(value) - len(top)
+        text = ", ".join(f"{k} {v}" for k, v in top)
+        return text + (f", +{more} more" if more > 0 else "")
+
+    grid = _grid(
+        ("by", "key", "msgs", "delivered", "failed", "pending", "rate", "p50", "p90", "p99",
+         "failure codes"),
+        [
+            (r["dimension"], r["key"], r["messages"], r["delivered"], r["failed"], r["pending"],
+             rate(r["delivery_rate"]), cell(r["p50_ms"], " ms"), cell(r["p90_ms"], " ms"),
+             cell(r["p99_ms"], " ms"), codes(r["failure_codes"]))
+            for r in rows
+        ],
+    )  # fmt: skip
+    scope = f"tenant {args.tenant}" if args.tenant else "all tenants"
+    head = f"messages created {since.isoformat()} .. {until.isoformat()} ({scope})"
+    return _Report(data, f"{head}\n\n{grid}")
+
+
+def _add_report(commands: _Subparsers, common: argparse.ArgumentParser) -> None:
+    parser = commands.add_parser(
+        "report",
+        parents=[common],
+        help="delivery rate, latency percentiles and failure codes by route, operator, template",
+        description="Delivery figures of the messages created in a period, overall and by"
+        " route, operator (of the number series; ported numbers count under their original"
+        " operator) and template: delivered, failed, pending, delivery rate (delivered of"
+        " final), accepted-to-delivered latency percentiles (nearest rank), and the most"
+        " frequent failure codes.",
+    )
+    parser.add_argument(
+        "--since", default="24h", help="start: ISO 8601 date/time or 90m/24h/7d back (24h)"
+    )
+    parser.add_argument("--until", default=None, help="end (exclusive); default now")
+    parser.add_argument("--tenant", default=None, help="one tenant (default: all tenants)")
+    parser.add_argument(
+        "--format", choices=("table", "csv", "json"), default="table", help="output format"
+    )
+    parser.set_defaults(handler=_run_report)
+
+
 # ----------------------------------------------------------------------------- worker
 
 
@@ -863,10 +1965,32 @@ _COMMANDS: Final[tuple[Callable[[_Subparsers, argparse.ArgumentParser], None], .
     _add_template,
     _add_db,
     _add_routes,
+    _add_tenants,
+    _add_keys,
+    _add_dlt,
+    _add_templates,
+    _add_credits,
+    _add_send,
+    _add_status,
+    _add_report,
     _add_worker,
     _add_webhook_worker,
     _add_smsc_sim,
+    add_demo_parser,
 )
+
+
+_EPILOG: Final = """\
+Commands that touch the database read BHARATSEND_DATABASE_URL (--database-url
+overrides it). --json prints one JSON object instead of a table.
+
+exit codes:
+  0  success
+  1  unexpected failure, or a server-side error (configuration_error, ...)
+  2  refused input: an error printed as 'error: <code>: <message>' (a JSON
+     envelope with --json), or an argparse usage error
+  3  send --csv: some rows were refused (listed in the report), the rest accepted
+"""
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -883,11 +2007,16 @@ def _build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog=_PROG,
-        description="Developer tools for bharatsend-core: SMS encoding, phone numbers, DLT.",
+        description="Developer and operator tools for bharatsend-core: SMS encoding, phone"
+        " numbers, DLT, routes, tenants, API keys, credits, sending and message status.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
         "--traceback",
+        "--debug",
+        dest="traceback",
         action="store_true",
         help="on an unexpected failure, show the full traceback (it may quote input)",
     )
@@ -907,10 +2036,13 @@ def _render_error(err: BharatSendError, as_json: bool) -> str:
     lines = [f"error: {err.code}: {err.message}"]
     if err.field is not None:
         lines.append(f"  field: {err.field}")
-    lines.extend(
-        f"  {key}: {_quoted(value) if isinstance(value, str) else value}"
-        for key, value in err.detail.items()
-    )
+    for key, value in err.detail.items():
+        if isinstance(value, list) and all(isinstance(v, Mapping) and "line" in v for v in value):
+            # Row errors (dlt_csv_invalid): one line each, by line number.
+            lines.append(f"  {key}:")
+            lines.extend(f"    {_row_line(row)}" for row in value)
+        else:
+            lines.append(f"  {key}: {_quoted(value) if isinstance(value, str) else value}")
     return "\n".join(lines)
 
 
@@ -957,6 +2089,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return _EXIT_FAILURE
     _emit(sys.stdout, _to_json(report.data) if as_json else report.text)
+    if report.notice and not as_json:
+        _emit(sys.stderr, report.notice)
     return report.exit_code
 
 

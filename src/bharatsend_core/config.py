@@ -17,7 +17,7 @@ import attrs
 import cattrs
 from attrs import field, frozen
 
-from bharatsend_core.domain.dlt import DltPolicy
+from bharatsend_core.domain.dlt import Category, DltPolicy
 from bharatsend_core.domain.errors import BharatSendError, ConfigurationError
 from bharatsend_core.domain.tenants import DEFAULT_RATE_PAISE, BillingPoint, RateCard
 
@@ -48,6 +48,26 @@ def _regions(value: str | frozenset[str] | list[str] | tuple[str, ...]) -> froze
             "allowed_regions needs at least one region", field="allowed_regions"
         )
     return regions
+
+
+def _categories(
+    value: str | frozenset[str] | list[str] | tuple[str, ...] | set[str],
+) -> frozenset[str]:
+    items = value.split(",") if isinstance(value, str) else value
+    chosen = frozenset(str(c).strip().lower() for c in items if str(c).strip())
+    known = {c.value for c in Category}
+    unknown = sorted(chosen - known)
+    if unknown:
+        raise ConfigurationError(
+            f"number_limit_categories has unknown DLT categories {', '.join(unknown)};"
+            f" known: {', '.join(sorted(known))}",
+            field="number_limit_categories",
+        )
+    return chosen
+
+
+#: The DLT categories OTPs travel under: the ones SMS pumping abuses.
+_OTP_CATEGORIES: Final = frozenset({Category.TRANSACTIONAL.value, Category.SERVICE_IMPLICIT.value})
 
 
 def _seconds(value: int | float | str | timedelta) -> timedelta:
@@ -83,6 +103,14 @@ class Settings:
     #: Allow webhook targets on private or loopback addresses, and plain http
     #: (development and tests only: it turns off the SSRF guard).
     webhooks_allow_private: bool = False
+    #: At most this many accepted messages per (tenant, destination number) in
+    #: ``number_limit_window``, counting ``number_limit_categories`` only
+    #: (SMS-pumping defence); 0 turns the limit off.
+    number_limit: int = 10
+    #: The trailing window of the per-number limit (environment: seconds).
+    number_limit_window: timedelta = field(default=timedelta(minutes=10), converter=_seconds)
+    #: DLT categories the per-number limit counts (environment: comma-separated).
+    number_limit_categories: frozenset[str] = field(default=_OTP_CATEGORIES, converter=_categories)
 
     def __attrs_post_init__(self) -> None:
         if not 1 <= self.max_segments <= 255:
@@ -91,6 +119,15 @@ class Settings:
             raise ConfigurationError(
                 "default_validity must be positive and at most max_validity",
                 field="default_validity",
+            )
+        if not 0 <= self.number_limit <= 1_000_000:
+            raise ConfigurationError(
+                "number_limit must be 0 (off) to 1000000", field="number_limit"
+            )
+        if self.number_limit_window <= timedelta(0):
+            raise ConfigurationError(
+                "number_limit_window must be a positive number of seconds",
+                field="number_limit_window",
             )
         if not 0 <= self.default_rate_paise <= 100_000:
             raise ConfigurationError(
@@ -178,7 +215,8 @@ _CONVERTER.register_structure_hook(bool, _structure_bool)
 _CONVERTER.register_structure_hook(int, _structure_int)
 _CONVERTER.register_structure_hook_func(lambda t: t == bytes | None, lambda v, _: v)
 _CONVERTER.register_structure_hook(timedelta, lambda v, _: _seconds(v))
-_CONVERTER.register_structure_hook_func(lambda t: t == frozenset[str], lambda v, _: _regions(v))
+# Every frozenset[str] setting has its own attrs converter (regions, categories): pass through.
+_CONVERTER.register_structure_hook_func(lambda t: t == frozenset[str], lambda v, _: v)
 _CONVERTER.register_structure_hook(BillingPoint, lambda v, _: BillingPoint(v))
 _CONVERTER.register_structure_hook(
     DltPolicy, lambda v, _: v if isinstance(v, DltPolicy) else DltPolicy(**v)

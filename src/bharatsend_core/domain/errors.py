@@ -28,6 +28,7 @@ template literals instead.
     │   │   └── WebhookSignatureInvalid     webhook_signature_invalid (receivers' verify())
     │   ├── PaymentRequired                 402
     │   │   └── InsufficientCredits         insufficient_credits
+    │   ├── RateLimited                     rate_limited (429, retry_after seconds)
     │   ├── PermissionDenied                403
     │   │   ├── InsufficientScope           insufficient_scope
     │   │   ├── TenantSuspended             tenant_suspended
@@ -118,6 +119,7 @@ __all__ = [
     "NotFound",
     "PaymentRequired",
     "PermissionDenied",
+    "RateLimited",
     "ReceiptParseError",
     "RemoteError",
     "RouteNotFound",
@@ -295,6 +297,36 @@ class InsufficientCredits(PaymentRequired):
     code = "insufficient_credits"
 
 
+class RateLimited(ClientError):
+    """Too many messages to one number in a short time (the SMS-pumping defence).
+
+    ``retry_after`` says in how many seconds (at least 1) the oldest counted
+    message leaves the window; the HTTP edge sends it as ``Retry-After``.
+    """
+
+    code = "rate_limited"
+    http_status = 429
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+        retry_after: int = 1,
+    ) -> None:
+        if isinstance(retry_after, bool) or not isinstance(retry_after, int) or retry_after < 1:
+            raise ValueError(f"retry_after must be a whole number >= 1, got {retry_after!r}")
+        super().__init__(message, field=field, detail=detail)
+        self.retry_after = retry_after
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error envelope body, with ``retry_after`` (seconds)."""
+        body = super().to_dict()
+        body["retry_after"] = self.retry_after
+        return body
+
+
 class PermissionDenied(ClientError, abstract=True):
     """The caller is known but may not do this."""
 
@@ -420,6 +452,49 @@ class StorageUnavailable(ServerError):
 
     code = "storage_unavailable"
     http_status = 503
+
+
+class InternalError(ServerError):
+    """A bug on our side; the request may or may not have taken effect. Details are logged."""
+
+    code = "internal_error"
+
+
+# --------------------------------------------------------------------------- HTTP edge
+# Refusals that only exist at the HTTP API: the body or the address was wrong.
+
+
+class MalformedRequest(ClientError):
+    """The body is not valid JSON (or not UTF-8)."""
+
+    code = "malformed_json"
+
+
+class PayloadTooLarge(ClientError):
+    """The body is larger than the API accepts; split a batch."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
+class UnsupportedMediaType(ClientError):
+    """The body is not ``application/json`` (or ``text/csv`` where a CSV is expected)."""
+
+    code = "unsupported_media_type"
+    http_status = 415
+
+
+class EndpointNotFound(NotFound):
+    """No API endpoint has this path."""
+
+    code = "endpoint_not_found"
+
+
+class MethodNotAllowed(ClientError):
+    """The path exists but not with this HTTP method; ``Allow`` lists the ones it takes."""
+
+    code = "method_not_allowed"
+    http_status = 405
 
 
 # --------------------------------------------------------------------------- DLT

@@ -99,6 +99,8 @@ def _payload(message: Message, entry: TimelineEntry, event_type: str) -> dict[st
         "attempts": message.attempts,
         "sequence": entry.sequence,
         "error": None,
+        # The caller's own object, echoed so a receiver can correlate without a lookup.
+        "metadata": dict(message.metadata),
     }
     if event_type == "sms.failed" and error is not None:
         data["error"] = {

@@ -29,6 +29,7 @@ from bharatsend_core.domain.dlt import Entity, Header, Template
 from bharatsend_core.domain.keys import ApiKey
 from bharatsend_core.domain.ledger import AccountBalance, Transfer
 from bharatsend_core.domain.message import Message, ReceiptOutcome, Status
+from bharatsend_core.domain.reports import ReportInput
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.domain.webhooks import WebhookEndpoint
@@ -41,6 +42,8 @@ __all__ = [
     "DltRepository",
     "DuplicateClientMessageId",
     "LedgerRepository",
+    "MessagePage",
+    "MessageQuery",
     "MessageRepository",
     "MessageSummary",
     "OutboxEntry",
@@ -90,6 +93,37 @@ class MessageSummary:
     status: Status
     price_paise: int
     sandbox: bool
+
+
+@frozen(kw_only=True)
+class MessageQuery:
+    """Which of a tenant's messages to list; every filter given must match.
+
+    Values are taken as given: the facade validates and normalises them
+    (a known status, the phone in E.164 as stored, aware datetimes).
+    """
+
+    status: str | None = None
+    #: E.164, as stored (``+919876543210``).
+    phone: str | None = None
+    client_message_id: str | None = None
+    template_id: str | None = None
+    #: Created at or after (inclusive).
+    created_from: datetime | None = None
+    #: Created before (exclusive).
+    created_to: datetime | None = None
+    #: Keyset cursor: (created_at, id) of the last message seen; the page
+    #: continues strictly after it in newest-first order.
+    after: tuple[datetime, str] | None = None
+    limit: int = 50
+
+
+@frozen
+class MessagePage:
+    """One page of a listing, newest first; ``has_more`` when messages follow it."""
+
+    messages: tuple[Message, ...]
+    has_more: bool
 
 
 @frozen
@@ -328,6 +362,48 @@ class MessageRepository(Protocol):
 
     def summaries(self, tenant_id: str) -> Sequence[MessageSummary]:
         """Status and price of every message of the tenant (reconciliation)."""
+        ...
+
+    def list(self, tenant_id: str, query: MessageQuery) -> MessagePage:
+        """The tenant's messages matching ``query``, newest first (created_at, then id, DESC).
+
+        Only the tenant's messages, ever. Reads ``limit + 1`` rows to tell
+        ``has_more``, then loads the page's messages whole (parts and
+        timeline) in a few queries.
+        """
+        ...
+
+    def count_recent(
+        self, tenant_id: str, phone: str, categories: frozenset[str], since: datetime
+    ) -> tuple[int, datetime | None]:
+        """How many of the tenant's messages to ``phone`` in ``categories`` were created at or
+        after ``since``, and the oldest one's created_at (None when there are none).
+
+        On the accept path (the per-number limit): one indexed query.
+        """
+        ...
+
+    def count_recent_many(
+        self, tenant_id: str, phones: Sequence[str], categories: frozenset[str], since: datetime
+    ) -> Mapping[str, tuple[int, datetime | None]]:
+        """``count_recent`` for several numbers in one query; numbers with none are absent."""
+        ...
+
+    def report_rows(
+        self,
+        since: datetime,
+        until: datetime,
+        tenant_id: str | None = None,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 5000,
+    ) -> Sequence[ReportInput]:
+        """Report columns of messages created in [since, until), of one tenant or all.
+
+        Oldest first (created_at, then id); ``after`` is the (created_at, id)
+        of the last row of the previous page. Never loads content, parts or
+        timelines, so a report pages through a long period cheaply.
+        """
         ...
 
     def get_many(self, ids: Sequence[tuple[str, str]]) -> Mapping[str, Message]:

@@ -8,11 +8,18 @@ validation writes nothing. A repeated client_message_id with the same request
 returns the original message (a replay); with a different request it is an
 ``IdempotencyConflict``. Concurrent duplicates are settled by the storage's
 unique constraint: the loser rolls back and answers as a replay.
+
+The per-number limit (SMS-pumping defence) is checked in the same
+transaction, once the template (so the category) is known and after the
+replay check, so a replay is never refused: at most ``number_limit``
+messages of ``number_limit_categories`` per (tenant, number) in the trailing
+``number_limit_window``, else ``RateLimited`` with ``retry_after``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -28,6 +35,7 @@ from bharatsend_core.domain.errors import (
     DltTemplateUnknown,
     InsufficientCredits,
     InvalidArgument,
+    RateLimited,
 )
 from bharatsend_core.domain.idempotency import check_client_message_id, fingerprint, require_same
 from bharatsend_core.domain.ledger import tenant_account
@@ -186,6 +194,7 @@ class SendService:
                 snapshot = self._cache.get(uow, tenant)
                 prepared = self._prepare(tenant, snapshot, request, checked, now, sandbox)
                 message = prepared.message
+                self._check_number_limit(uow, message, now)
                 uow.messages.add(message, fingerprint=prepared.fingerprint)
                 if message.price_paise:
                     uow.ledger.record(reserve_transfer(message, now))
@@ -305,6 +314,7 @@ class SendService:
                     new.append((i, self._prepare(tenant, snapshot, request, c, now, sandbox)))
                 except BharatSendError as e:
                     items[i] = BatchItem(i, error=e)
+            new = self._within_number_limit(uow, tenant_id, new, items, now)
             failed = any(item is not None and item.error is not None for item in items)
             if all_or_nothing and failed:
                 return BatchResult(tuple(_abort(items)))
@@ -335,6 +345,68 @@ class SendService:
                 elif source is not None:
                     items[i] = BatchItem(i, error=source.error)
         return BatchResult(tuple(item for item in items if item is not None))
+
+    def _check_number_limit(self, uow: UnitOfWork, message: Message, now: datetime) -> None:
+        """``RateLimited`` when the number already had its quota in the window (one query)."""
+        settings = self._ctx.settings
+        categories = settings.number_limit_categories
+        if not settings.number_limit or message.category not in categories:
+            return
+        since = now - settings.number_limit_window
+        count, oldest = uow.messages.count_recent(
+            message.tenant_id, message.phone, categories, since
+        )
+        if count >= settings.number_limit:
+            raise self._rate_limited(oldest or now, now)
+
+    def _within_number_limit(
+        self,
+        uow: UnitOfWork,
+        tenant_id: str,
+        new: list[tuple[int, _Prepared]],
+        items: list[BatchItem | None],
+        now: datetime,
+    ) -> list[tuple[int, _Prepared]]:
+        """Keep the items within the per-number limit, in order; the rest get ``rate_limited``.
+
+        One query counts the stored messages of every number of the batch;
+        the batch's own earlier items count too.
+        """
+        settings = self._ctx.settings
+        categories = settings.number_limit_categories
+        limit = settings.number_limit
+        counted = [(i, p) for i, p in new if p.message.category in categories]
+        if not limit or not counted:
+            return new
+        since = now - settings.number_limit_window
+        phones = sorted({p.message.phone for _, p in counted})
+        recent = dict(uow.messages.count_recent_many(tenant_id, phones, categories, since))
+        refused: set[int] = set()
+        for i, p in counted:
+            phone = p.message.phone
+            count, oldest = recent.get(phone, (0, None))
+            if count >= limit:
+                items[i] = BatchItem(i, error=self._rate_limited(oldest or now, now))
+                refused.add(i)
+                continue
+            recent[phone] = (count + 1, now if oldest is None else min(oldest, now))
+        return new if not refused else [(i, p) for i, p in new if i not in refused]
+
+    def _rate_limited(self, oldest: datetime, now: datetime) -> RateLimited:
+        settings = self._ctx.settings
+        window = settings.number_limit_window
+        retry_after = _retry_after(oldest, window, now)
+        return RateLimited(
+            f"this number already had {settings.number_limit} messages in the last"
+            f" {_duration(window)}, the most one number may get (the SMS-pumping defence);"
+            f" retry in {retry_after} s",
+            field="phone_number",
+            detail={
+                "limit": settings.number_limit,
+                "window_seconds": math.ceil(window.total_seconds()),
+            },
+            retry_after=retry_after,
+        )
 
     def _affordable(
         self,
@@ -482,6 +554,20 @@ class SendService:
             metadata=request.metadata,
         )
         return _Prepared(message, checked.fingerprint, verdict.warnings)
+
+
+def _retry_after(oldest: datetime, window: timedelta, now: datetime) -> int:
+    """Seconds until the oldest counted message leaves the window, rounded up, at least 1."""
+    return max(1, math.ceil((oldest + window - now).total_seconds()))
+
+
+def _duration(window: timedelta) -> str:
+    seconds = math.ceil(window.total_seconds())
+    if seconds % 3600 == 0:
+        return f"{seconds // 3600} h"
+    if seconds % 60 == 0:
+        return f"{seconds // 60} min"
+    return f"{seconds} s"
 
 
 def _dnd_unavailable() -> DltDndBlocked:

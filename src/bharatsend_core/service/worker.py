@@ -91,6 +91,10 @@ class Worker:
         self.reload_interval = reload_interval
         self.bind_wait = bind_wait
         self.inbox = ReceiptInbox(ctx, park_window=park_window, receipt_wait=receipt_wait)
+        # Set when this process changed messages, so their events go out at once
+        # instead of at the next poll.
+        self._webhook_kick = threading.Event()
+        self.inbox.on_applied = self._webhook_kick.set
         self._carriers: dict[str, Carrier] = {}
         self._configs: dict[str, RouteConfig] = {}
         self.dispatcher = Dispatcher(ctx, {}, (), owner=self.owner, options=options)
@@ -152,6 +156,7 @@ class Worker:
         """Drain in-flight submits, record them, give back leases, unbind; idempotent."""
         self._stopping.set()
         self.dispatcher.kick.set()
+        self._webhook_kick.set()
         self._ctx.storage.wake_dispatch()
         for thread in self._threads:
             thread.join()
@@ -228,6 +233,8 @@ class Worker:
                 _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
                 self._stopping.wait(self.poll_interval)
                 continue
+            if handled:
+                self._webhook_kick.set()
             if dispatcher.backlog:
                 continue  # a full batch: more is waiting, claim again at once
             # Otherwise sleep until an outcome, new work or the next retry wakes
@@ -257,7 +264,8 @@ class Worker:
                 _log.exception("worker %s: webhook delivery failed; retrying", self.owner)
                 handled = 0
             if not handled:
-                self._stopping.wait(self.poll_interval)
+                self._webhook_kick.wait(self.poll_interval)
+                self._webhook_kick.clear()
 
     def _wake(self) -> None:
         storage = self._ctx.storage

@@ -108,10 +108,11 @@ def test_a_failed_validation_writes_nothing(
 
 def test_insufficient_credits_refuses_and_writes_nothing(world: World) -> None:
     world.bs.top_up(world.tenant_id, 1)
-    for _ in range(400):
-        send(world)
+    # One number each: the per-number limit must not be what refuses.
+    for n in range(400):
+        send(world, phone_number=f"+91987650{n:04d}")
     with pytest.raises(InsufficientCredits) as info:
-        send(world)
+        send(world, phone_number="+919876509999")
     assert info.value.http_status == 402
     assert world.bs.balance(world.tenant_id).available_paise == 1
     assert queued(world) == 400

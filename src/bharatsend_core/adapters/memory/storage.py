@@ -45,6 +45,7 @@ from bharatsend_core.domain.ledger import (
     same_transfer,
 )
 from bharatsend_core.domain.message import Message, Status
+from bharatsend_core.domain.reports import ReportInput
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.domain.webhooks import WebhookEndpoint
@@ -52,6 +53,8 @@ from bharatsend_core.ports.storage import (
     DeliveryAttempt,
     DispatchClaim,
     DuplicateClientMessageId,
+    MessagePage,
+    MessageQuery,
     MessageSummary,
     OutboxEntry,
     OutboxState,
@@ -96,6 +99,8 @@ class _Data:
     whitelist: dict[tuple[str, str, str], bool] = attr_field(factory=dict)
     messages: dict[str, tuple[Message, str | None]] = attr_field(factory=dict)
     client_ids: dict[tuple[str, str], str] = attr_field(factory=dict)
+    #: Message ids by (tenant, phone), in insertion order: the per-number limit's index.
+    by_phone: dict[tuple[str, str], list[str]] = attr_field(factory=dict)
     accounts: dict[str, AccountBalance] = attr_field(factory=dict)
     account_tenants: dict[str, str | None] = attr_field(factory=dict)
     transfers: list[Transfer] = attr_field(factory=list)
@@ -293,6 +298,8 @@ class _Messages(_Repo):
                 raise DuplicateClientMessageId(message.client_message_id)
             self._j.set(self._d.client_ids, key, message.id)
         self._j.set(self._d.messages, message.id, (message, fingerprint))
+        ids = self._d.by_phone.setdefault((message.tenant_id, message.phone), [])
+        self._j.append(ids, message.id)
 
     def add_many(self, items: Sequence[tuple[Message, str | None]]) -> None:
         for message, fingerprint in items:
@@ -393,6 +400,81 @@ class _Messages(_Repo):
             MessageSummary(m.id, m.status, m.price_paise, m.sandbox)
             for m, _ in self._d.messages.values()
             if m.tenant_id == tenant_id
+        ]
+
+    def list(self, tenant_id: str, query: MessageQuery) -> MessagePage:
+        q = query
+        found = []
+        for m, _ in self._d.messages.values():
+            if m.tenant_id != tenant_id:
+                continue
+            if (
+                (q.status is not None and m.status.value != q.status)
+                or (q.phone is not None and m.phone != q.phone)
+                or (q.client_message_id is not None and m.client_message_id != q.client_message_id)
+                or (q.template_id is not None and m.template_id != q.template_id)
+                or (q.created_from is not None and m.created_at < q.created_from)
+                or (q.created_to is not None and m.created_at >= q.created_to)
+                or (q.after is not None and (m.created_at, m.id) >= q.after)
+            ):
+                continue
+            found.append(m)
+        found.sort(key=lambda m: (m.created_at, m.id), reverse=True)
+        limit = max(q.limit, 0)
+        return MessagePage(tuple(found[:limit]), len(found) > limit)
+
+    def count_recent(
+        self, tenant_id: str, phone: str, categories: frozenset[str], since: datetime
+    ) -> tuple[int, datetime | None]:
+        count, oldest = 0, None
+        for message_id in self._d.by_phone.get((tenant_id, phone), ()):
+            m = self._d.messages[message_id][0]
+            if m.category in categories and m.created_at >= since:
+                count += 1
+                oldest = m.created_at if oldest is None else min(oldest, m.created_at)
+        return count, oldest
+
+    def count_recent_many(
+        self, tenant_id: str, phones: Sequence[str], categories: frozenset[str], since: datetime
+    ) -> Mapping[str, tuple[int, datetime | None]]:
+        found = {}
+        for phone in set(phones):
+            count, oldest = self.count_recent(tenant_id, phone, categories, since)
+            if count:
+                found[phone] = (count, oldest)
+        return found
+
+    def report_rows(
+        self,
+        since: datetime,
+        until: datetime,
+        tenant_id: str | None = None,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 5000,
+    ) -> Sequence[ReportInput]:
+        chosen = sorted(
+            (
+                m
+                for m, _ in self._d.messages.values()
+                if since <= m.created_at < until
+                and (tenant_id is None or m.tenant_id == tenant_id)
+                and (after is None or (m.created_at, m.id) > after)
+            ),
+            key=lambda m: (m.created_at, m.id),
+        )
+        return [
+            ReportInput(
+                id=m.id,
+                template_id=m.template_id,
+                route=m.route,
+                phone=m.phone,
+                status=m.status,
+                error_code=None if m.error is None else m.error.code,
+                created_at=m.created_at,
+                updated_at=m.updated_at,
+            )
+            for m in chosen[: max(limit, 0)]
         ]
 
 

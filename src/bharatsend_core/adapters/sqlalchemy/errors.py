@@ -44,7 +44,7 @@ _SQLITE_CONSTRAINT_UNIQUE: Final = 2067
 
 _MIGRATE_HINT: Final = (
     "the database has no bharatsend-core schema (or an old one); run"
-    " SqlStorage.migrate() or `bharatsend migrate` first"
+    " BharatSend.migrate() or `bharatsend db upgrade` first"
 )
 
 

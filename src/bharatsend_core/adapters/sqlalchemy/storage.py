@@ -136,6 +136,7 @@ from bharatsend_core.domain.message import (
     Status,
     TimelineEntry,
 )
+from bharatsend_core.domain.reports import ReportInput
 from bharatsend_core.domain.routing import Connection as CarrierConnection
 from bharatsend_core.domain.routing import Route, RouteConfig, StatusClass
 from bharatsend_core.domain.tenants import RateCard, Tenant
@@ -148,6 +149,8 @@ from bharatsend_core.ports.storage import (
     DltRepository,
     DuplicateClientMessageId,
     LedgerRepository,
+    MessagePage,
+    MessageQuery,
     MessageRepository,
     MessageSummary,
     OutboxEntry,
@@ -902,6 +905,26 @@ class _Statements:
             select(messages.c.id, messages.c.status, messages.c.price_paise, messages.c.sandbox)
             .where(_by(messages, "tenant_id"))
             .order_by(messages.c.created_at, messages.c.id)
+        )
+        # The per-number limit, on the accept path: a range of
+        # ix_messages_tenant_id_phone_created_at, grouped by category so the
+        # category set needs no IN list (the caller keeps the ones it counts).
+        m = messages.c
+        recent = (m.category, func.count().label("n"), func.min(m.created_at).label("oldest"))
+        self.count_recent = prepare(
+            select(*recent)
+            .where(_by(messages, "tenant_id", "phone"), m.created_at >= bindparam("b_since"))
+            .group_by(m.category)
+        )
+        # The same for a batch's numbers: through SQLAlchemy (expanding IN).
+        self.count_recent_many = (
+            select(m.phone, *recent)
+            .where(
+                m.tenant_id == bindparam("b_tenant_id"),
+                m.phone.in_(bindparam("b_phones", expanding=True)),
+                m.created_at >= bindparam("b_since"),
+            )
+            .group_by(m.phone, m.category)
         )
 
         # ledger
@@ -1785,6 +1808,118 @@ class SqlMessageRepository(_Repository):
             MessageSummary(r.id, Status(r.status), r.price_paise, r.sandbox)
             for r in self._db.all(self._s.summaries, {"b_tenant_id": tenant_id})
         ]
+
+    def list(self, tenant_id: str, query: MessageQuery) -> MessagePage:
+        """One query for the page's rows (``limit + 1``), then parts and events by IN lists.
+
+        Filtered by phone it walks ix_messages_tenant_id_phone_created_at,
+        otherwise ix_messages_tenant_id_created_at, backwards from the cursor.
+        """
+        m = messages.c
+        q = query
+        statement = select(messages).where(m.tenant_id == tenant_id)
+        if q.status is not None:
+            statement = statement.where(m.status == q.status)
+        if q.phone is not None:
+            statement = statement.where(m.phone == q.phone)
+        if q.client_message_id is not None:
+            statement = statement.where(m.client_message_id == q.client_message_id)
+        if q.template_id is not None:
+            statement = statement.where(m.template_id == q.template_id)
+        if q.created_from is not None:
+            statement = statement.where(m.created_at >= q.created_from)
+        if q.created_to is not None:
+            statement = statement.where(m.created_at < q.created_to)
+        if q.after is not None:
+            at, last_id = q.after
+            statement = statement.where(
+                or_(m.created_at < at, and_(m.created_at == at, m.id < last_id))
+            )
+        limit = max(q.limit, 0)
+        statement = statement.order_by(m.created_at.desc(), m.id.desc()).limit(limit + 1)
+        rows = list(self._db.run(statement))
+        page = rows[:limit]
+        loaded = self._assemble(page)
+        return MessagePage(tuple(loaded[row.id] for row in page), len(rows) > limit)
+
+    def count_recent(
+        self, tenant_id: str, phone: str, categories: frozenset[str], since: datetime
+    ) -> tuple[int, datetime | None]:
+        """One prepared, indexed query (the accept path runs it for every OTP)."""
+        params = {"b_tenant_id": tenant_id, "b_phone": phone, "b_since": since}
+        count, oldest = 0, None
+        for row in self._db.all(self._s.count_recent, params):
+            if row.category in categories:
+                count += int(row.n)
+                oldest = row.oldest if oldest is None else min(oldest, row.oldest)
+        return count, oldest
+
+    def count_recent_many(
+        self, tenant_id: str, phones: Sequence[str], categories: frozenset[str], since: datetime
+    ) -> Mapping[str, tuple[int, datetime | None]]:
+        """One query per 500 numbers; numbers with nothing counted are absent."""
+        found: dict[str, tuple[int, datetime | None]] = {}
+        for chunk in _chunks(sorted(set(phones))):
+            params = {"b_tenant_id": tenant_id, "b_phones": chunk, "b_since": since}
+            found.update(_tally(self._db.run(self._s.count_recent_many, params), categories))
+        return found
+
+    def report_rows(
+        self,
+        since: datetime,
+        until: datetime,
+        tenant_id: str | None = None,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 5000,
+    ) -> Sequence[ReportInput]:
+        """Eight narrow columns per message, one keyset page per call (no content, no joins)."""
+        m = messages.c
+        statement = select(
+            m.id,
+            m.template_id,
+            m.route,
+            m.phone,
+            m.status,
+            m.error_code,
+            m.created_at,
+            m.updated_at,
+        ).where(m.created_at >= since, m.created_at < until)
+        if tenant_id is not None:
+            statement = statement.where(m.tenant_id == tenant_id)
+        if after is not None:
+            at, last_id = after
+            statement = statement.where(
+                or_(m.created_at > at, and_(m.created_at == at, m.id > last_id))
+            )
+        statement = statement.order_by(m.created_at, m.id).limit(max(limit, 0))
+        return [
+            ReportInput(
+                id=r.id,
+                template_id=r.template_id,
+                route=r.route,
+                phone=r.phone,
+                status=r.status,
+                error_code=r.error_code,
+                created_at=r.created_at,
+                updated_at=r.updated_at,
+            )
+            for r in self._db.run(statement)
+        ]
+
+
+def _tally(
+    rows: Iterable[Any], categories: frozenset[str]
+) -> dict[str, tuple[int, datetime | None]]:
+    """Sum (count, oldest) per phone over the grouped rows whose category is counted."""
+    found: dict[str, tuple[int, datetime | None]] = {}
+    for row in rows:
+        if row.category not in categories:
+            continue
+        count, oldest = found.get(row.phone, (0, None))
+        first = row.oldest if oldest is None else min(oldest, row.oldest)
+        found[row.phone] = (count + int(row.n), first)
+    return found
 
 
 #: Up to this many messages are loaded one by one with prepared statements.

@@ -299,6 +299,9 @@ messages = Table(
     PrimaryKeyConstraint("id"),
     # Reports and reconciliation list a tenant's messages by time.
     Index(None, "tenant_id", "created_at"),
+    # One number's recent messages: the per-number limit on the accept path,
+    # and listings filtered by phone.
+    Index(None, "tenant_id", "phone", "created_at"),
     **_KEYED,
 )
 

@@ -20,7 +20,7 @@ def run_migrations() -> None:
     if connection is None:
         raise ConfigurationError(
             "bharatsend-core migrations run through SqlStorage.migrate()"
-            " (or `bharatsend migrate`), which supplies the database connection"
+            " (or `bharatsend db upgrade`), which supplies the database connection"
         )
     context.configure(
         connection=connection,
