@@ -35,6 +35,7 @@ from bharatsend_core.ports import Clock, IdGenerator, Storage, TemplateVersion
 from bharatsend_core.ports.carrier import Carrier
 from bharatsend_core.ports.storage import (
     DeliveryAttempt,
+    Heartbeat,
     MessagePage,
     MessageQuery,
     OutboxEntry,
@@ -158,6 +159,17 @@ class BharatSend:
     def migrate(self) -> None:
         """Create or upgrade the database schema (idempotent; safe on every start)."""
         self._storage.migrate()
+
+    def worker_heartbeats(self) -> Sequence[Heartbeat]:
+        """Running workers (any host) by their last heartbeat, most recent first."""
+        return self._ctx.read(lambda uow: uow.heartbeats.list())
+
+    def worker_heartbeat_age(self) -> float | None:
+        """Seconds since the freshest worker heartbeat; None when no worker is running."""
+        beats = self.worker_heartbeats()
+        if not beats:
+            return None
+        return max(0.0, (self._ctx.clock.now() - beats[0].seen_at).total_seconds())
 
     def ping(self) -> None:
         """One trivial read; ``StorageUnavailable`` when the database does not answer."""

@@ -17,6 +17,7 @@ import pytest
 
 from bharatsend_core.adapters.memory.webhook_transport import MemoryTransport
 from bharatsend_core.http import ApiApp
+from bharatsend_core.ports.storage import Heartbeat
 
 from .conftest import (
     ALL_SCOPES,
@@ -544,13 +545,33 @@ def test_openapi_document_lists_every_operation(api: Api) -> None:
     assert len(expected) == 30
 
 
+def _beat(api: Api, seconds_ago: float) -> None:
+    now = datetime.now(UTC)
+    beat = Heartbeat("host:1:w", "worker", now - timedelta(hours=1), now - timedelta(seconds=seconds_ago))
+    with api.bs.storage.unit_of_work() as uow:
+        uow.heartbeats.beat(beat)
+        uow.commit()
+
+
 def test_health_and_readiness_need_no_key(api: Api) -> None:
     assert ok(api.get("/healthz", key=None)) == {"status": "ok", "checks": {"process": "ok"}}
-    ready = ok(api.get("/readyz", key=None))
-    assert ready["status"] == "ok"
-    assert ready["checks"]["storage"] == "ok"
     head = api.request("HEAD", "/healthz", key=None)
     assert head.status == 200
+
+    # No worker is running yet: the API is up but messages would not move.
+    resp = api.get("/readyz", key=None)
+    assert resp.status == 503
+    assert resp.json()["data"] == {
+        "status": "unavailable",
+        "checks": {"storage": "ok", "worker": "no heartbeat"},
+    }
+    _beat(api, seconds_ago=2)
+    ready = ok(api.get("/readyz", key=None))
+    assert ready == {"status": "ok", "checks": {"storage": "ok", "worker": "ok"}}
+    _beat(api, seconds_ago=120)
+    resp = api.get("/readyz", key=None)
+    assert resp.status == 503
+    assert resp.json()["data"]["checks"]["worker"].startswith("last heartbeat 120")
 
 
 # --------------------------------------------------------------------------- auth errors

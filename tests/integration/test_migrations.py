@@ -95,7 +95,7 @@ def test_migrating_twice_changes_nothing(storage: SqlStorage) -> None:
             accounts
         )
         assert connection.exec_driver_sql(f"SELECT * FROM {VERSION_TABLE}").all() == version
-    assert version == [("0004",)]
+    assert version == [("0005",)]
 
 
 def test_migrate_creates_the_system_ledger_accounts(storage: SqlStorage) -> None:

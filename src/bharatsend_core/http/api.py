@@ -59,8 +59,9 @@ _KEYS = (Scope.KEYS_ADMIN,)
 class ApiApp:
     """The HTTP API over a facade; ``handle()`` it requests, or serve it as WSGI.
 
-    ``heartbeats`` (optional) returns the age in seconds of the freshest
-    worker heartbeat, or None if no worker ever beat; ``/readyz`` uses it.
+    ``heartbeats`` returns the age in seconds of the freshest worker
+    heartbeat, or None if no worker is running (default: the facade's
+    :meth:`~bharatsend_core.BharatSend.worker_heartbeat_age`); ``/readyz`` uses it.
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class ApiApp:
     ) -> None:
         self.bs = bs
         self.config = config or ApiConfig()
-        self._heartbeats = heartbeats
+        self._heartbeats = heartbeats if heartbeats is not None else bs.worker_heartbeat_age
         self._principals = PrincipalCache(self.config.key_cache_seconds)
         self.operations = self._operations()
         self._openapi: dict[str, Any] | None = None

@@ -41,6 +41,8 @@ __all__ = [
     "DispatchRepository",
     "DltRepository",
     "DuplicateClientMessageId",
+    "Heartbeat",
+    "HeartbeatRepository",
     "LedgerRepository",
     "MessagePage",
     "MessageQuery",
@@ -465,6 +467,38 @@ class RouteRepository(Protocol):
         ...
 
 
+@frozen
+class Heartbeat:
+    """A running worker's sign of life: who, what, since when, last seen when."""
+
+    #: The worker's unique name (``host:pid:random``).
+    owner: str
+    #: ``worker`` (dispatch, receipts, maybe webhooks) or ``webhook-worker``.
+    kind: str
+    started_at: datetime
+    seen_at: datetime
+
+
+class HeartbeatRepository(Protocol):
+    """Workers' heartbeats, so readiness checks and operators can see who is alive."""
+
+    def beat(self, heartbeat: Heartbeat) -> None:
+        """Insert or refresh the heartbeat of ``heartbeat.owner``."""
+        ...
+
+    def list(self) -> Sequence[Heartbeat]:
+        """Every heartbeat, most recently seen first."""
+        ...
+
+    def remove(self, owner: str) -> None:
+        """Forget a worker (it stopped cleanly); no error if unknown."""
+        ...
+
+    def prune(self, before: datetime) -> int:
+        """Forget workers not seen since ``before``; how many were removed."""
+        ...
+
+
 class ReceiptRepository(Protocol):
     """The delivery-receipt inbox."""
 
@@ -750,6 +784,11 @@ class UnitOfWork(Protocol):
     @property
     def webhooks(self) -> WebhookRepository:
         """Webhook endpoints and the event outbox."""
+        ...
+
+    @property
+    def heartbeats(self) -> HeartbeatRepository:
+        """Workers' heartbeats."""
         ...
 
     def __enter__(self) -> Self: ...

@@ -23,7 +23,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import FrameType
 
 from attrs import frozen
@@ -31,7 +31,7 @@ from attrs import frozen
 from bharatsend_core.domain.errors import BharatSendError
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.ports.carrier import Carrier, CarrierHealth
-from bharatsend_core.ports.storage import UnitOfWork
+from bharatsend_core.ports.storage import Heartbeat, UnitOfWork
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.dispatch import Dispatcher, DispatchOptions, DispatchStats
 from bharatsend_core.service.receipts import ReceiptInbox
@@ -40,6 +40,9 @@ from bharatsend_core.service.webhook_delivery import WebhookDeliverer
 __all__ = ["CarrierFactory", "Worker", "WorkerHealth", "process_owner"]
 
 _log = logging.getLogger(__name__)
+
+#: A worker silent this long is forgotten (it died without removing its heartbeat).
+_HEARTBEAT_FORGET = timedelta(days=1)
 
 #: Builds the carrier for a route (the facade passes the SMPP adapter).
 CarrierFactory = Callable[[RouteConfig], Carrier]
@@ -82,6 +85,7 @@ class Worker:
         bind_wait: float = 2.0,
         on_stop: Callable[[], None] | None = None,
         webhooks: WebhookDeliverer | None = None,
+        heartbeat_interval: float = 5.0,
     ) -> None:
         self._ctx = ctx
         self._factory = carrier_factory
@@ -90,6 +94,8 @@ class Worker:
         self.poll_interval = poll_interval
         self.reload_interval = reload_interval
         self.bind_wait = bind_wait
+        self.heartbeat_interval = heartbeat_interval
+        self._started_at: datetime | None = None
         self.inbox = ReceiptInbox(ctx, park_window=park_window, receipt_wait=receipt_wait)
         # Set when this process changed messages, so their events go out at once
         # instead of at the next poll.
@@ -124,9 +130,12 @@ class Worker:
             c.ready for c in self._carriers.values()
         ):
             self._stopping.wait(0.01)
+        self._started_at = self._ctx.clock.now()
+        self._beat()
         loops: list[tuple[Callable[[], None], str]] = [
             (self._supervise, "dispatch-loop"),
             (self._wake, "dispatch-wake"),
+            (self._heartbeats, "heartbeat"),
         ]
         if self.webhooks is not None:
             loops.append((self._deliver_webhooks, "webhook-loop"))
@@ -181,6 +190,10 @@ class Worker:
         self.inbox.stop()
         if self.webhooks is not None:
             self.webhooks.close()
+        try:
+            self._ctx.write(lambda uow: uow.heartbeats.remove(self.owner))
+        except BharatSendError as e:
+            _log.warning("worker %s: removing the heartbeat failed (%s)", self.owner, e.code)
         if self._on_stop is not None:
             self._on_stop()
 
@@ -266,6 +279,25 @@ class Worker:
             if not handled:
                 self._webhook_kick.wait(self.poll_interval)
                 self._webhook_kick.clear()
+
+    def _beat(self) -> None:
+        """Record that this worker is alive (and forget workers silent for a day)."""
+        assert self._started_at is not None
+        now = self._ctx.clock.now()
+        beat = Heartbeat(self.owner, "worker", self._started_at, now)
+
+        def run(uow: UnitOfWork) -> None:
+            uow.heartbeats.beat(beat)
+            uow.heartbeats.prune(now - _HEARTBEAT_FORGET)
+
+        try:
+            self._ctx.write(run)
+        except BharatSendError as e:
+            _log.warning("worker %s: heartbeat not recorded: %s", self.owner, e.code)
+
+    def _heartbeats(self) -> None:
+        while not self._stopping.wait(self.heartbeat_interval):
+            self._beat()
 
     def _wake(self) -> None:
         storage = self._ctx.storage

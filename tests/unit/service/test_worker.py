@@ -136,3 +136,20 @@ def test_stop_is_idempotent_and_leaves_nothing_claimed(world: World) -> None:
             "probe", datetime.now(UTC) + timedelta(seconds=5), timedelta(seconds=1), 10
         )
     assert {c.message_id for c in claimed} == set(ids)
+
+
+def test_a_running_worker_beats_and_a_stopped_one_is_forgotten(world: World) -> None:
+    assert world.bs.worker_heartbeat_age() is None
+    worker = start(world, Factory(), heartbeat_interval=0.02)
+    try:
+        beats = world.bs.worker_heartbeats()
+        assert [(b.owner, b.kind) for b in beats] == [(worker.owner, "worker")]
+        first = beats[0].seen_at
+        until(lambda: world.bs.worker_heartbeats()[0].seen_at > first)
+        age = world.bs.worker_heartbeat_age()
+        assert age is not None
+        assert age < 5
+    finally:
+        worker.stop()
+    assert world.bs.worker_heartbeats() == []
+    assert world.bs.worker_heartbeat_age() is None

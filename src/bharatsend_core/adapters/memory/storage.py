@@ -53,6 +53,7 @@ from bharatsend_core.ports.storage import (
     DeliveryAttempt,
     DispatchClaim,
     DuplicateClientMessageId,
+    Heartbeat,
     MessagePage,
     MessageQuery,
     MessageSummary,
@@ -109,6 +110,7 @@ class _Data:
     refunds: dict[str, str] = attr_field(factory=dict)
     dispatch: dict[str, _Row] = attr_field(factory=dict)
     routes: dict[str, RouteConfig] = attr_field(factory=dict)
+    heartbeats: dict[str, Heartbeat] = attr_field(factory=dict)
     receipts: dict[tuple[str, str, str], StoredReceipt] = attr_field(factory=dict)
     endpoints: dict[str, WebhookEndpoint] = attr_field(factory=dict)
     outbox: dict[tuple[str, str], _Outbox] = attr_field(factory=dict)
@@ -688,6 +690,24 @@ class _Routes(_Repo):
         self._j.set(self._d.routes, config.name, config)
 
 
+class _Heartbeats(_Repo):
+    def beat(self, heartbeat: Heartbeat) -> None:
+        self._j.set(self._d.heartbeats, heartbeat.owner, heartbeat)
+
+    def list(self) -> Sequence[Heartbeat]:
+        return sorted(self._d.heartbeats.values(), key=lambda h: (h.seen_at, h.owner), reverse=True)
+
+    def remove(self, owner: str) -> None:
+        if owner in self._d.heartbeats:
+            self._j.delete(self._d.heartbeats, owner)
+
+    def prune(self, before: datetime) -> int:
+        stale = [o for o, h in self._d.heartbeats.items() if h.seen_at < before]
+        for owner in stale:
+            self._j.delete(self._d.heartbeats, owner)
+        return len(stale)
+
+
 def _receipt_key(receipt: StoredReceipt) -> tuple[str, str, str]:
     return (receipt.route, receipt.carrier_message_id, receipt.outcome.value)
 
@@ -877,6 +897,7 @@ class _UnitOfWork:
         self.routes = _Routes(data, self._journal)
         self.receipts = _Receipts(data, self._journal)
         self.webhooks = _Webhooks(data, self._journal)
+        self.heartbeats = _Heartbeats(data, self._journal)
 
     def _work_queued(self) -> None:
         self._new_work = True

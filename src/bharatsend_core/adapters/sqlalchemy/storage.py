@@ -98,6 +98,7 @@ from bharatsend_core.adapters.sqlalchemy.tables import (
     webhook_attempts,
     webhook_endpoints,
     webhook_outbox,
+    worker_heartbeats,
 )
 from bharatsend_core.domain.dlt import Category, Entity, Header, Template
 from bharatsend_core.domain.errors import (
@@ -148,6 +149,7 @@ from bharatsend_core.ports.storage import (
     DispatchRepository,
     DltRepository,
     DuplicateClientMessageId,
+    Heartbeat,
     LedgerRepository,
     MessagePage,
     MessageQuery,
@@ -657,6 +659,7 @@ class SqlUnitOfWork:
         self.routes = SqlRouteRepository(db, statements)
         self.receipts = SqlReceiptRepository(db, statements)
         self.webhooks = SqlWebhookRepository(db, statements)
+        self.heartbeats = SqlHeartbeatRepository(db, statements)
         self._db = db
         return self
 
@@ -966,6 +969,24 @@ class _Statements:
         self.route_list = prepare(select(routes))
         self.route_update = prepare(
             update(routes).where(_by(routes, "name")).values(_binds(routes, "config", "enabled"))
+        )
+
+        # heartbeats
+        hb = worker_heartbeats.c
+        self.heartbeat_insert = insert_or_skip(worker_heartbeats)
+        self.heartbeat_update = prepare(
+            update(worker_heartbeats)
+            .where(_by(worker_heartbeats, "owner"))
+            .values(_binds(worker_heartbeats, "kind", "started_at", "seen_at"))
+        )
+        self.heartbeat_list = prepare(
+            select(worker_heartbeats).order_by(hb.seen_at.desc(), hb.owner.desc())
+        )
+        self.heartbeat_delete = prepare(
+            delete(worker_heartbeats).where(_by(worker_heartbeats, "owner"))
+        )
+        self.heartbeat_prune = prepare(
+            delete(worker_heartbeats).where(hb.seen_at < bindparam("b_before"))
         )
 
         # receipts
@@ -2018,6 +2039,42 @@ class SqlRouteRepository(_Repository):
         }
         if not self._db.write(self._s.route_update, params):
             raise RouteNotFound(f"no route {config.name}", field="route")
+
+
+# =========================================================================== heartbeats
+
+
+class SqlHeartbeatRepository(_Repository):
+    """Workers' heartbeats: one row per running worker, refreshed every few seconds."""
+
+    __slots__ = ()
+
+    def beat(self, heartbeat: Heartbeat) -> None:
+        """Refresh the row, or insert it the first time."""
+        row = {
+            "kind": heartbeat.kind,
+            "started_at": heartbeat.started_at,
+            "seen_at": heartbeat.seen_at,
+        }
+        if not self._db.write(self._s.heartbeat_update, {**row, "b_owner": heartbeat.owner}):
+            self._db.write(self._s.heartbeat_insert, {**row, "owner": heartbeat.owner})
+
+    def list(self) -> Sequence[Heartbeat]:
+        """Every heartbeat, most recently seen first."""
+        return [
+            Heartbeat(
+                owner=row.owner, kind=row.kind, started_at=row.started_at, seen_at=row.seen_at
+            )
+            for row in self._db.all(self._s.heartbeat_list)
+        ]
+
+    def remove(self, owner: str) -> None:
+        """Forget a worker that stopped cleanly."""
+        self._db.write(self._s.heartbeat_delete, {"b_owner": owner})
+
+    def prune(self, before: datetime) -> int:
+        """Forget workers not seen since ``before``."""
+        return self._db.write(self._s.heartbeat_prune, {"b_before": before})
 
 
 # =========================================================================== receipts

@@ -83,6 +83,7 @@ __all__ = [
     "webhook_attempts",
     "webhook_endpoints",
     "webhook_outbox",
+    "worker_heartbeats",
 ]
 
 #: Deterministic constraint names: migrations and ``compare_metadata`` agree on
@@ -405,6 +406,17 @@ routes = Table(
     # Mirrors the route's own flag, so listings need not parse the document.
     Column("enabled", Boolean, nullable=False),
     PrimaryKeyConstraint("name"),
+    **_KEYED,
+)
+
+worker_heartbeats = Table(
+    "worker_heartbeats",
+    metadata,
+    _id("owner"),
+    Column("kind", String, nullable=False),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("seen_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("owner"),
     **_KEYED,
 )
 
