@@ -547,7 +547,9 @@ def test_openapi_document_lists_every_operation(api: Api) -> None:
 
 def _beat(api: Api, seconds_ago: float) -> None:
     now = datetime.now(UTC)
-    beat = Heartbeat("host:1:w", "worker", now - timedelta(hours=1), now - timedelta(seconds=seconds_ago))
+    beat = Heartbeat(
+        "host:1:w", "worker", now - timedelta(hours=1), now - timedelta(seconds=seconds_ago)
+    )
     with api.bs.storage.unit_of_work() as uow:
         uow.heartbeats.beat(beat)
         uow.commit()

@@ -8,6 +8,7 @@ then called with generated requests carrying a live key with every scope.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,7 @@ from schemathesis.specs.openapi.checks import (
 
 from bharatsend_core import BharatSend
 from bharatsend_core.http import ApiApp, ApiConfig
+from bharatsend_core.ports.storage import Heartbeat
 
 from .conftest import PEPPER, seed_tenant
 
@@ -47,6 +49,11 @@ def fuzz_app(tmp_path: Path) -> Iterator[tuple[ApiApp, str]]:
     )
     bs.migrate()
     seeded = seed_tenant(bs, "Fuzz Co")
+    # A worker "alive" for the whole run, so /readyz answers 200 (its 503 is tested elsewhere).
+    now = datetime.now(UTC)
+    with bs.storage.unit_of_work() as uow:
+        uow.heartbeats.beat(Heartbeat("fuzz:1:w", "worker", now, now + timedelta(hours=1)))
+        uow.commit()
     yield ApiApp(bs, ApiConfig(key_rate=0)), seeded.key
     bs.close()
 
