@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -33,6 +34,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 from _common import TEMPLATE, machine, on_each_database, phone, setup, text
 from bharatsend_core import BharatSend, Settings
@@ -43,9 +45,8 @@ PEPPER = "bench-pepper-0123456789abcdef"
 SCOPES = ["sms:send", "sms:read"]
 
 
-def serve(url: str, schema: str | None, port: int, threads: int) -> None:
-    """The server process: the Flask app on waitress until killed."""
-    import waitress
+def flask_app(url: str, schema: str | None) -> Any:
+    """The Flask app with the integration, as a host application would build it."""
     from flask import Flask
 
     from bharatsend_flask import BharatSend as FlaskBharatSend
@@ -55,6 +56,20 @@ def serve(url: str, schema: str | None, port: int, threads: int) -> None:
     app = Flask("bench")
     app.config["BHARATSEND_KEY_RATE"] = 0.0  # measure the API, not the limiter
     FlaskBharatSend(app, facade=BharatSend(storage=storage, settings=settings))
+    return app
+
+
+def gunicorn_app() -> Any:
+    """``gunicorn 'bench_http:gunicorn_app()'``: the app from BENCH_URL / BENCH_SCHEMA."""
+    return flask_app(os.environ["BENCH_URL"], os.environ.get("BENCH_SCHEMA") or None)
+
+
+def serve(url: str, schema: str | None, port: int, threads: int) -> None:
+    """The server process: the Flask app on waitress until killed."""
+    import waitress
+
+    app = flask_app(url, schema)
+    logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # "Task queue depth" notes
     waitress.serve(app, host="127.0.0.1", port=port, threads=threads, _quiet=True)
 
 
@@ -154,7 +169,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=3000)
     parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=8, help="waitress threads")
+    parser.add_argument("--threads", type=int, default=8, help="server threads (per worker)")
+    parser.add_argument("--server", choices=("waitress", "gunicorn"), default="waitress")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--serve", nargs=4, metavar=("URL", "SCHEMA", "PORT", "THREADS"))
     args = parser.parse_args()
@@ -164,9 +181,12 @@ def main() -> None:
         return
 
     print(f"machine: {machine()}")
-    print(
-        f"POST /v1/sms/send: {args.requests} requests, {args.clients} clients, "
-        f"waitress threads {args.threads}"
+    print(f"POST /v1/sms/send: {args.requests} requests, {args.clients} clients")
+
+    server_name = (
+        f"gunicorn {args.workers}x{args.threads} gthread"
+        if args.server == "gunicorn"
+        else f"waitress {args.threads} threads"
     )
 
     def run(kind: str, storage: SqlStorage) -> None:
@@ -177,10 +197,18 @@ def main() -> None:
         url = str(storage.engine.url.render_as_string(hide_password=False))
         schema = storage.schema or "-"
         port = free_port()
-        server = subprocess.Popen(
-            [sys.executable, __file__, "--serve", url, schema, str(port), str(args.threads)],
-            cwd=Path(__file__).parent,
-        )
+        if args.server == "gunicorn":
+            command = [
+                sys.executable, "-m", "gunicorn", "--workers", str(args.workers),
+                "--threads", str(args.threads), "--worker-class", "gthread",
+                "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
+                "bench_http:gunicorn_app()",
+            ]  # fmt: skip
+        else:
+            command = [sys.executable, __file__, "--serve", url, schema, str(port),
+                       str(args.threads)]  # fmt: skip
+        env = {**os.environ, "BENCH_URL": url, "BENCH_SCHEMA": "" if schema == "-" else schema}
+        server = subprocess.Popen(command, cwd=Path(__file__).parent, env=env)
         try:
             wait_ready(port)
             run_http(port, key, min(200, args.requests), args.clients)  # warm-up
@@ -192,7 +220,7 @@ def main() -> None:
         handle_rate = args.requests / run_handle(bs, key, args.requests)
         facade_rate = args.requests / run_facade(bs, tenant_id, args.requests)
         print(
-            f"[{kind}] HTTP (Flask + waitress): {http_rate:,.0f} req/s, "
+            f"[{kind}] HTTP (Flask + {server_name}): {http_rate:,.0f} req/s, "
             f"p50 {pct(latencies, 0.5):.1f} ms, p99 {pct(latencies, 0.99):.1f} ms"
         )
         print(f"[{kind}] ApiApp.handle in-process: {handle_rate:,.0f} req/s")
