@@ -298,10 +298,11 @@ class InsufficientCredits(PaymentRequired):
 
 
 class RateLimited(ClientError):
-    """Too many messages to one number in a short time (the SMS-pumping defence).
+    """Too many requests: an API key over its rate, or too many messages to one
+    number in a short time (the SMS-pumping defence).
 
-    ``retry_after`` says in how many seconds (at least 1) the oldest counted
-    message leaves the window; the HTTP edge sends it as ``Retry-After``.
+    ``retry_after`` says in how many seconds (at least 1) a retry can succeed;
+    the HTTP edge sends it as ``Retry-After``.
     """
 
     code = "rate_limited"
