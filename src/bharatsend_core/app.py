@@ -7,7 +7,7 @@ socket, no thread, no environment read.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -45,6 +45,7 @@ from bharatsend_core.ports.storage import (
 from bharatsend_core.ports.webhook_transport import WebhookTransport
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.dispatch import DispatchOptions
+from bharatsend_core.service.events import StatusListener, WebhookFailureListener
 from bharatsend_core.service.keys import KeyService, Principal
 from bharatsend_core.service.ledger import Balance, LedgerService, ReconcileReport, Statement
 from bharatsend_core.service.reports import ReportService
@@ -170,6 +171,18 @@ class BharatSend:
         if not beats:
             return None
         return max(0.0, (self._ctx.clock.now() - beats[0].seen_at).total_seconds())
+
+    def on_status(self, listener: StatusListener) -> Callable[[], None]:
+        """Call ``listener`` with the events of each committed change made in this process.
+
+        Runs on the thread that made the change, after its commit; returns the
+        unsubscribe function. The webhook outbox is the cross-process channel.
+        """
+        return self._ctx.hub.on_status(listener)
+
+    def on_webhook_failure(self, listener: WebhookFailureListener) -> Callable[[], None]:
+        """Call ``listener`` for each failed webhook delivery attempt made in this process."""
+        return self._ctx.hub.on_webhook_failure(listener)
 
     def ping(self) -> None:
         """One trivial read; ``StorageUnavailable`` when the database does not answer."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
+from collections.abc import Callable
 
-__all__ = ["DispatchSignal"]
+__all__ = ["DispatchSignal", "run_callbacks"]
+
+_log = logging.getLogger(__name__)
 
 
 class DispatchSignal:
@@ -35,3 +39,12 @@ class DispatchSignal:
             woke = self._generation != seen
             self._seen.generation = self._generation
             return woke
+
+
+def run_callbacks(callbacks: list[Callable[[], None]]) -> None:
+    """Run after-commit callbacks in order; one failing is logged and the rest still run."""
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:
+            _log.exception("an after-commit callback failed")

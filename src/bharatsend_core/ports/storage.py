@@ -18,7 +18,7 @@ Contract shared by every adapter (memory, SQLite, PostgreSQL), proven by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Literal, Protocol, Self
@@ -804,6 +804,14 @@ class UnitOfWork(Protocol):
 
     def commit(self) -> None:
         """Make the transaction's writes durable and visible; ``StorageUnavailable`` on failure."""
+        ...
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once this unit of work has committed and released its connection.
+
+        Dropped if the work rolls back. Exceptions from callbacks are logged
+        and swallowed: the commit already happened.
+        """
         ...
 
     def rollback(self) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from attrs import frozen
+from attrs import field, frozen
 
 from bharatsend_core.config import Settings
 from bharatsend_core.domain.errors import TenantNotFound
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports import Clock, IdGenerator, Storage, UnitOfWork
+from bharatsend_core.service.events import EventHub
 
 __all__ = ["Context", "require_tenant"]
 
@@ -25,6 +26,8 @@ class Context:
     clock: Clock
     ids: IdGenerator
     settings: Settings
+    #: In-process listeners, called after commits (Django signals, tests).
+    hub: EventHub = field(factory=EventHub)
 
     def read(self, fn: Callable[[UnitOfWork], T]) -> T:
         """Run ``fn`` in a unit of work that is never committed (a read)."""

@@ -325,7 +325,7 @@ class Dispatcher:
         before = {m.id: len(stored[m.id].timeline) for m in updates}
         uow.messages.update_many(updates, expected_events=before)
         settle_changed(uow, settle, now)
-        record_events(uow, [(m, before[m.id]) for m in updates], now)
+        record_events(uow, [(m, before[m.id]) for m in updates], now, self._ctx.hub)
         uow.dispatch.ack_many(acks, self.owner)
         uow.dispatch.release_many(releases, self.owner)
         return starts
@@ -503,7 +503,7 @@ class Dispatcher:
         messages = list(current.values())
         uow.messages.update_many(messages, expected_events=expected)
         settle_changed(uow, messages, now)
-        record_events(uow, [(m, expected[m.id]) for m in messages], now)
+        record_events(uow, [(m, expected[m.id]) for m in messages], now, self._ctx.hub)
         acks = [m.id for m in messages if m.status not in (Status.SUBMITTING, Status.RETRYING)]
         releases = [
             (m.id, m.next_attempt_at or now)

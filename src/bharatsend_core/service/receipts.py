@@ -229,7 +229,7 @@ class ReceiptInbox:
             messages = [current[i] for i in sorted(current)]
             uow.messages.update_many(messages, expected_events=expected)
             settle_changed(uow, messages, now)
-            record_events(uow, [(m, expected[m.id]) for m in messages], now)
+            record_events(uow, [(m, expected[m.id]) for m in messages], now, self._ctx.hub)
             uow.commit()
         return IngestResult(
             stored=len(new),
@@ -265,7 +265,7 @@ class ReceiptInbox:
             messages = [current[i] for i in sorted(current)]
             uow.messages.update_many(messages, expected_events=expected)
             settle_changed(uow, messages, now)
-            record_events(uow, [(m, expected[m.id]) for m in messages], now)
+            record_events(uow, [(m, expected[m.id]) for m in messages], now, self._ctx.hub)
             uow.commit()
         return applied
 
@@ -287,7 +287,7 @@ class ReceiptInbox:
                     moved = [m.apply(ReceiptTimeout(now)) for m in waiting]
                     uow.messages.update_many(moved, expected_events=expected)
                     settle_changed(uow, moved, now)
-                    record_events(uow, [(m, expected[m.id]) for m in moved], now)
+                    record_events(uow, [(m, expected[m.id]) for m in moved], now, self._ctx.hub)
                     uow.commit()
                     return len(moved)
             except ConcurrentUpdate:

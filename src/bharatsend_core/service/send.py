@@ -199,7 +199,7 @@ class SendService:
                 if message.price_paise:
                     uow.ledger.record(reserve_transfer(message, now))
                 uow.dispatch.enqueue(message.id, tenant_id, now, message.priority)
-                record_events(uow, [(message, 0)], now)
+                record_events(uow, [(message, 0)], now, self._ctx.hub)
                 uow.commit()
                 return SendResult(message, False, prepared.warnings)
         except DuplicateClientMessageId:
@@ -328,7 +328,7 @@ class SendService:
             uow.dispatch.enqueue_many(
                 (p.message.id, tenant_id, now, p.message.priority) for _, p in new
             )
-            record_events(uow, [(p.message, 0) for _, p in new], now)
+            record_events(uow, [(p.message, 0) for _, p in new], now, self._ctx.hub)
             uow.commit()
         for i, p in new:
             items[i] = BatchItem(i, result=SendResult(p.message, False, p.warnings))

@@ -26,6 +26,7 @@ import random
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from functools import partial
 
 import attrs
 
@@ -34,6 +35,7 @@ from bharatsend_core.domain.webhooks import signature_headers as sign_headers
 from bharatsend_core.ports.storage import DeliveryAttempt, OutboxEntry, OutboxState, UnitOfWork
 from bharatsend_core.ports.webhook_transport import TransportResult, WebhookTransport
 from bharatsend_core.service.context import Context
+from bharatsend_core.service.events import WebhookFailure
 
 __all__ = ["WebhookDeliverer"]
 
@@ -153,6 +155,16 @@ class WebhookDeliverer:
                 update = self._next(entry, result, number, now, endpoints, changed)
             if not uow.webhooks.finish(update, attempt, self.owner):
                 _log.warning("webhook %s: lease lost; another worker has it", entry.event_id)
+            elif update.state != "delivered" and self._ctx.hub.wants_failures:
+                failure = WebhookFailure(
+                    tenant_id=entry.tenant_id,
+                    event_id=entry.event_id,
+                    event_type=entry.event_type,
+                    endpoint_id=entry.endpoint_id,
+                    attempt=attempt,
+                    final=update.state == "dead",
+                )
+                uow.after_commit(partial(self._ctx.hub.publish_failure, failure))
         for endpoint in changed.values():
             uow.webhooks.update_endpoint(endpoint)
             before = endpoints.get(endpoint.id)

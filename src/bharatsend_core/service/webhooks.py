@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 
 import attrs
 from attrs import frozen
@@ -21,6 +22,7 @@ from bharatsend_core.domain.message import Message
 from bharatsend_core.domain.webhooks import (
     EndpointSecret,
     WebhookEndpoint,
+    WebhookEvent,
     check_filters,
     check_url,
     events_from,
@@ -29,24 +31,34 @@ from bharatsend_core.domain.webhooks import (
 )
 from bharatsend_core.ports.storage import DeliveryAttempt, OutboxEntry, OutboxState, UnitOfWork
 from bharatsend_core.service.context import Context, require_tenant
+from bharatsend_core.service.events import EventHub
 
 __all__ = ["CreatedEndpoint", "WebhookService", "record_events"]
 
 _SECRET_BYTES = 32
 
 
-def record_events(uow: UnitOfWork, changes: Sequence[tuple[Message, int]], at: datetime) -> int:
+def record_events(
+    uow: UnitOfWork,
+    changes: Sequence[tuple[Message, int]],
+    at: datetime,
+    hub: EventHub | None = None,
+) -> int:
     """Enqueue the events of messages changed in this unit of work; how many rows were new.
 
     ``changes`` pairs each message (as written) with the length its timeline
-    had before the change. Endpoints are read once per tenant per call.
+    had before the change. Endpoints are read once per tenant per call. With
+    a ``hub`` that has listeners, the events are also handed to them once the
+    unit of work commits.
     """
     endpoints: dict[str, list[WebhookEndpoint]] = {}
     entries: list[OutboxEntry] = []
+    published: list[WebhookEvent] = []
     for message, before in changes:
         events = events_from(message, before - 1)
         if not events:
             continue
+        published.extend(events)
         if message.tenant_id not in endpoints:
             endpoints[message.tenant_id] = [
                 e for e in uow.webhooks.list_endpoints(message.tenant_id) if e.enabled
@@ -65,6 +77,8 @@ def record_events(uow: UnitOfWork, changes: Sequence[tuple[Message, int]], at: d
                             next_attempt_at=at,
                         )
                     )
+    if published and hub is not None and hub.wants_status:
+        uow.after_commit(partial(hub.publish_status, tuple(published)))
     return uow.webhooks.enqueue(entries) if entries else 0
 
 

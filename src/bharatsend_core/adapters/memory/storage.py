@@ -20,7 +20,7 @@ from typing import Any, Self
 from attrs import define, evolve
 from attrs import field as attr_field
 
-from bharatsend_core.adapters.signal import DispatchSignal
+from bharatsend_core.adapters.signal import DispatchSignal, run_callbacks
 from bharatsend_core.domain.dlt import Entity, Header, Template
 from bharatsend_core.domain.errors import (
     AlreadyExists,
@@ -887,6 +887,8 @@ class _UnitOfWork:
         self._lock = lock
         self._signal = signal
         self._new_work = False
+        self._pending: list[Callable[[], None]] = []
+        self._committed: list[Callable[[], None]] = []
         self._journal = _Journal()
         self.tenants = _Tenants(data, self._journal)
         self.keys = _Keys(data, self._journal)
@@ -913,20 +915,29 @@ class _UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         self._new_work = False
+        self._pending.clear()
+        committed, self._committed = self._committed, []
         try:
             self._journal.rollback()
         finally:
             self._lock.release()
+        run_callbacks(committed)
 
     def commit(self) -> None:
         self._journal.forget()
+        self._committed.extend(self._pending)
+        self._pending.clear()
         if self._new_work:
             self._new_work = False
             self._signal.notify()
 
     def rollback(self) -> None:
         self._new_work = False
+        self._pending.clear()
         self._journal.rollback()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self._pending.append(callback)
 
 
 class MemoryStorage:

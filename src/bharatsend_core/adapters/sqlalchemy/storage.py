@@ -75,7 +75,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from bharatsend_core.adapters.signal import DispatchSignal
+from bharatsend_core.adapters.signal import DispatchSignal, run_callbacks
 from bharatsend_core.adapters.sqlalchemy.errors import reraise
 from bharatsend_core.adapters.sqlalchemy.prepared import Prepared, Session, json_dumps
 from bharatsend_core.adapters.sqlalchemy.tables import (
@@ -635,6 +635,8 @@ class SqlUnitOfWork:
         self._gate = storage._gate()
         # Dispatch rows became claimable in the open transaction: wake waiters at commit.
         self._new_work = False
+        self._pending: list[Callable[[], None]] = []
+        self._committed: list[Callable[[], None]] = []
 
     def __enter__(self) -> Self:
         """Check out a connection; ``StorageUnavailable`` if the database cannot be reached."""
@@ -688,6 +690,8 @@ class SqlUnitOfWork:
         connection, self._connection = self._connection, None
         self._new_work = False
         self._db = None
+        self._pending.clear()
+        committed, self._committed = self._committed, []
         try:
             if connection is not None:
                 # A connection that died mid-transaction already lost the
@@ -698,6 +702,7 @@ class SqlUnitOfWork:
                 connection.close()
         finally:
             self._gate.__exit__(None, None, None)
+        run_callbacks(committed)
 
     def commit(self) -> None:
         """Make the transaction's writes durable and visible; ``StorageUnavailable`` on failure."""
@@ -705,13 +710,20 @@ class SqlUnitOfWork:
             self._active().commit()
         except DBAPIError as e:
             reraise(e)
+        self._committed.extend(self._pending)
+        self._pending.clear()
         if self._new_work:
             self._new_work = False
             self._storage._signal.notify()
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` after the commit, once the connection is back in the pool."""
+        self._pending.append(callback)
+
     def rollback(self) -> None:
         """Discard the transaction's writes."""
         self._new_work = False
+        self._pending.clear()
         try:
             self._active().rollback()
         except DBAPIError as e:
