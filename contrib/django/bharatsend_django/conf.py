@@ -1,0 +1,156 @@
+"""The ``BHARATSEND`` settings dict: validated once, with errors that name the bad key.
+
+::
+
+    BHARATSEND = {
+        "KEY_PEPPER": env("BHARATSEND_KEY_PEPPER"),   # required
+        "DATABASE": "default",          # Django's default database (default), or a URL
+        "ROUTES": [...],                # carrier routes, applied by bharatsend_routes sync
+        "NUMBER_LIMIT": 10,             # any core setting, upper-cased
+        "KEY_RATE": 100, "KEY_BURST": 200, "MAX_BODY_BYTES": 2097152,   # API limits
+        "OUTBOX": False,                # tests: capture sent messages in bharatsend_django.outbox
+        "DEFAULT_TENANT": "ten_…",      # the tenant send_sms() uses when none is given
+    }
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+from django.core.exceptions import ImproperlyConfigured
+
+from bharatsend_core.config import Settings
+from bharatsend_core.domain.errors import BharatSendError
+from bharatsend_core.http import ApiConfig
+
+__all__ = ["DjangoSettings", "database_url", "load"]
+
+_API = {
+    "MAX_BODY_BYTES": "max_body_bytes",
+    "KEY_RATE": "key_rate",
+    "KEY_BURST": "key_burst",
+    "KEY_CACHE_SECONDS": "key_cache_seconds",
+    "WORKER_HEARTBEAT_MAX_AGE": "worker_heartbeat_max_age",
+}
+_OWN = {"DATABASE", "ROUTES", "OUTBOX", "MIGRATE_ON_MIGRATE", "DEFAULT_TENANT", *_API}
+_CORE = {f.name.upper(): f.name for f in attrs.fields(Settings) if f.name != "database_url"}
+
+
+@attrs.frozen
+class DjangoSettings:
+    """What the app needs from ``settings.BHARATSEND``."""
+
+    core: Settings
+    api: ApiConfig
+    #: ``"default"`` style alias of a Django database, or None when a URL was given.
+    database_alias: str | None
+    routes: tuple[Mapping[str, Any], ...]
+    outbox: bool
+    migrate_on_migrate: bool
+    #: The tenant ``send_sms`` uses when none is given (single-tenant host apps).
+    default_tenant: str | None = None
+
+
+def _fail(key: str, why: str) -> ImproperlyConfigured:
+    return ImproperlyConfigured(f"BHARATSEND[{key!r}]: {why}")
+
+
+def load(raw: Any, databases: Mapping[str, Mapping[str, Any]]) -> DjangoSettings:
+    """Validate ``settings.BHARATSEND``; ``ImproperlyConfigured`` names the first bad key."""
+    if raw is None:
+        raise ImproperlyConfigured(
+            "settings.BHARATSEND is missing; at least {'KEY_PEPPER': '<a long secret>'}"
+        )
+    if not isinstance(raw, Mapping):
+        raise ImproperlyConfigured("settings.BHARATSEND must be a dict")
+    known = sorted({*_CORE, *_OWN})
+    for key in raw:
+        if key not in _CORE and key not in _OWN:
+            raise _fail(key, f"unknown key; known keys: {', '.join(known)}")
+    if not raw.get("KEY_PEPPER"):
+        raise _fail("KEY_PEPPER", "required: a long server-side secret mixed into key hashes")
+
+    database = raw.get("DATABASE", "default")
+    if not isinstance(database, str) or not database:
+        raise _fail("DATABASE", "a Django database alias (e.g. 'default') or a database URL")
+    alias: str | None = None
+    if "://" in database:
+        url = database
+    else:
+        if database not in databases:
+            raise _fail("DATABASE", f"no Django database {database!r} in settings.DATABASES")
+        alias = database
+        url = database_url(databases[database], key="DATABASE")
+
+    values = {_CORE[k]: v for k, v in raw.items() if k in _CORE}
+    try:
+        core = Settings.resolve({}, database_url=url, **values)
+    except BharatSendError as err:
+        name = (err.field or "").upper()
+        raise _fail(name if name in _CORE else "BHARATSEND", err.message) from None
+
+    api_values = {field: raw[key] for key, field in _API.items() if key in raw}
+    try:
+        api = ApiConfig(**api_values)
+    except (TypeError, ValueError) as exc:
+        raise _fail(next(iter(api_values), "KEY_RATE"), str(exc)) from None
+    for key, field in _API.items():
+        value = api_values.get(field)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise _fail(key, "must be a number")
+        if isinstance(value, int | float) and value < 0:
+            raise _fail(key, "cannot be negative")
+
+    routes = raw.get("ROUTES", ())
+    if not isinstance(routes, Sequence) or isinstance(routes, str):
+        raise _fail("ROUTES", "a list of route dicts (name, host, port, system_id, password, ...)")
+    for index, route in enumerate(routes):
+        if not isinstance(route, Mapping) or not route.get("name"):
+            raise _fail("ROUTES", f"item {index} must be a dict with at least a 'name'")
+
+    tenant = raw.get("DEFAULT_TENANT")
+    if tenant is not None and (not isinstance(tenant, str) or not tenant.startswith("ten_")):
+        raise _fail("DEFAULT_TENANT", "a tenant id (ten_…)")
+    for key in ("OUTBOX", "MIGRATE_ON_MIGRATE"):
+        if key in raw and not isinstance(raw[key], bool):
+            raise _fail(key, "must be True or False")
+    return DjangoSettings(
+        core=core,
+        api=api,
+        database_alias=alias,
+        routes=tuple(routes),
+        outbox=bool(raw.get("OUTBOX", False)),
+        migrate_on_migrate=bool(raw.get("MIGRATE_ON_MIGRATE", True)),
+        default_tenant=tenant,
+    )
+
+
+def database_url(db: Mapping[str, Any], *, key: str = "DATABASE") -> str:
+    """The SQLAlchemy URL of a Django ``DATABASES`` entry (SQLite or PostgreSQL)."""
+    from sqlalchemy.engine import URL
+
+    engine = str(db.get("ENGINE", ""))
+    name = db.get("NAME")
+    if engine.endswith("sqlite3"):
+        text = str(name or "")
+        if not text or text == ":memory:" or text.startswith("file:"):
+            raise _fail(
+                key,
+                "an in-memory SQLite database cannot be shared with bharatsend-core's own"
+                " connection; use a file (for tests set DATABASES[...]['TEST']['NAME'] to a"
+                " file path) or give BHARATSEND['DATABASE'] a URL",
+            )
+        return f"sqlite:///{text}"
+    if "postgresql" in engine:
+        port = db.get("PORT")
+        return URL.create(
+            "postgresql+psycopg",
+            username=db.get("USER") or None,
+            password=db.get("PASSWORD") or None,
+            host=db.get("HOST") or None,
+            port=int(port) if port else None,
+            database=str(name) if name else None,
+        ).render_as_string(hide_password=False)
+    raise _fail(key, f"{engine or 'this engine'} is not supported; use SQLite or PostgreSQL")
