@@ -8,7 +8,7 @@ from pathlib import Path
 
 _DIR = Path(os.environ.get("BHARATSEND_DJANGO_TEST_DIR") or tempfile.mkdtemp(prefix="bsdj-"))
 
-SECRET_KEY = "django-insecure-tests-only"  # noqa: S105 - a test project
+SECRET_KEY = "django-insecure-tests-only"
 DEBUG = False
 ALLOWED_HOSTS = ["*"]
 USE_TZ = True
