@@ -416,7 +416,13 @@ def _safe_path(path: str) -> str:
 
 def json_response(status: int, data: Any, headers: Sequence[tuple[str, str]] = ()) -> ApiResponse:
     """A JSON response (compact, UTF-8, never cached)."""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    try:
+        body = text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate from the caller's own JSON ("\ud800") echoed in a message:
+        # escape everything rather than fail.
+        body = json.dumps(data, ensure_ascii=True, separators=(",", ":")).encode("ascii")
     base = (("Content-Type", "application/json"), ("Cache-Control", "no-store"))
     return ApiResponse(status, body, (*base, *headers))
 
