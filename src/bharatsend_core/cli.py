@@ -1747,31 +1747,38 @@ def _report_row(row: Any) -> dict[str, Any]:
     }
 
 
-def _run_report(args: argparse.Namespace) -> _Report:
+def report_period(since: str, until: str | None) -> tuple[datetime, datetime]:
+    """``--since``/``--until`` as instants (until defaults to now); ``InvalidArgument`` if bad."""
     now = datetime.now(UTC)
-    since = _when(args.since, now, "since")
-    until = _when(args.until, now, "until") if args.until else now
-    if since >= until:
+    start = _when(since, now, "since")
+    end = _when(until, now, "until") if until else now
+    if start >= end:
         raise InvalidArgument("--since must be before --until", field="since")
-    with _open(args) as bs:
-        report = bs.delivery_report(since=since, until=until, tenant_id=args.tenant)
+    return start, end
+
+
+def render_report(report: Any, tenant: str | None, fmt: str) -> tuple[dict[str, Any], str]:
+    """A ``DeliveryReport`` as ``bharatsend report`` prints it: the JSON data, and the text
+    for ``fmt`` (``table``, ``csv`` or ``json``). ``manage.py bharatsend_report`` shares it.
+    """
+    since, until = report.since, report.until
     rows = [_report_row(report.total), *(_report_row(r) for r in report.rows)]
     data = {
         "since": since.isoformat(),
         "until": until.isoformat(),
-        "tenant_id": args.tenant,
+        "tenant_id": tenant,
         "rows": rows,
     }
-    if args.format == "json":
-        return _Report(data, _to_json(data))
-    if args.format == "csv":
+    if fmt == "json":
+        return data, _to_json(data)
+    if fmt == "csv":
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(_DELIVERY_COLUMNS)
         for row in rows:
             joined = ";".join(f"{k}={v}" for k, v in row["failure_codes"].items())
             writer.writerow([*(row[c] for c in _DELIVERY_COLUMNS[:-1]), joined])
-        return _Report(data, out.getvalue().rstrip("\n"))
+        return data, out.getvalue().rstrip("\n")
 
     def cell(value: Any, suffix: str = "") -> str:
         return "-" if value is None else f"{value}{suffix}"
@@ -1795,9 +1802,17 @@ def _run_report(args: argparse.Namespace) -> _Report:
             for r in rows
         ],
     )  # fmt: skip
-    scope = f"tenant {args.tenant}" if args.tenant else "all tenants"
+    scope = f"tenant {tenant}" if tenant else "all tenants"
     head = f"messages created {since.isoformat()} .. {until.isoformat()} ({scope})"
-    return _Report(data, f"{head}\n\n{grid}")
+    return data, f"{head}\n\n{grid}"
+
+
+def _run_report(args: argparse.Namespace) -> _Report:
+    since, until = report_period(args.since, args.until)
+    with _open(args) as bs:
+        report = bs.delivery_report(since=since, until=until, tenant_id=args.tenant)
+    data, text = render_report(report, args.tenant, args.format)
+    return _Report(data, text)
 
 
 def _add_report(commands: _Subparsers, common: argparse.ArgumentParser) -> None:

@@ -1,0 +1,60 @@
+"""``manage.py bharatsend_worker``: the dispatch worker, until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+from argparse import ArgumentParser
+from typing import Any
+
+from bharatsend_django.management import BharatSendCommand, sync_routes
+
+
+class Command(BharatSendCommand):
+    help = (
+        "Apply BHARATSEND['ROUTES'] (add or update each route by name), then run a dispatch"
+        " worker: bind every enabled route, submit accepted messages, ingest delivery"
+        " receipts and deliver webhooks. Sandbox messages go to a built-in SMSC simulator"
+        " unless a sandbox route is stored. SIGTERM or SIGINT drains in-flight submits and"
+        " exits with code 0. Status signals (message_status_changed, webhook_failed) fire in"
+        " this process."
+    )
+
+    def add_arguments(self, parser: ArgumentParser) -> None:
+        parser.add_argument(
+            "--no-webhooks",
+            action="store_true",
+            help="do not deliver webhooks in this process (run another worker for them)",
+        )
+        parser.add_argument(
+            "--poll-interval",
+            type=float,
+            default=0.5,
+            metavar="S",
+            help="seconds between polls when idle (default 0.5)",
+        )
+        parser.add_argument(
+            "--no-sandbox",
+            action="store_true",
+            help="do not run the built-in sandbox SMSC simulator",
+        )
+
+    def run(self, *args: Any, **options: Any) -> None:
+        from bharatsend_django import runtime
+
+        bs = runtime.facade()
+        added, updated = sync_routes(bs, runtime.config().routes)
+        webhooks = not options["no_webhooks"]
+        worker = bs.worker(
+            webhooks=webhooks,
+            sandbox_carrier=not options["no_sandbox"],
+            poll_interval=options["poll_interval"],
+        )
+        self.stdout.write(
+            f"worker {worker.owner} starting: routes {added} added, {updated} updated;"
+            f" webhooks {'on' if webhooks else 'off'}; SIGTERM or Ctrl-C stops"
+        )
+        self.stdout.flush()
+        worker.run()  # installs the SIGTERM/SIGINT handlers (main thread), drains on a signal
+        stats = worker.health().stats
+        self.stdout.write(
+            f"worker {worker.owner} stopped: {stats.sent} sent, {stats.failed} failed"
+        )
