@@ -7,19 +7,24 @@ records, credits and keys) is built through the facade, once per test.
 
 Backends: ``core`` (``ApiApp.handle`` on a SQLite file), ``flask`` (the Flask
 test client, configured only through ``BHARATSEND_*`` config keys, on a SQLite
-file) and ``flask-postgres`` (the Flask test client on an isolated PostgreSQL
-schema from ``sql_storage_factory``; skipped unless
-BHARATSEND_TEST_POSTGRES_URL is set).
+file), ``flask-postgres`` (the Flask test client on an isolated PostgreSQL
+schema from ``sql_storage_factory``), ``django`` (Django's test client through
+``bharatsend_django.urls`` of the test project, configured only through
+``override_settings(BHARATSEND=...)``, whose ``DATABASE`` is the URL of a
+SQLite file of the test's own) and ``django-postgres`` (the same, with a
+PostgreSQL URL whose ``options`` put the connections in a fresh schema). The
+PostgreSQL legs are skipped unless BHARATSEND_TEST_POSTGRES_URL is set.
 """
 
 from __future__ import annotations
 
 import json as jsonlib
 import shutil
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import attrs
 import pytest
@@ -52,7 +57,13 @@ ALL_SCOPES = (
 #: Generous enough that no test trips the per-number limit by accident.
 DEFAULT_NUMBER_LIMIT = 1000
 
-BACKENDS = ["core", "flask", pytest.param("flask-postgres", marks=pytest.mark.postgres)]
+BACKENDS = [
+    "core",
+    "flask",
+    pytest.param("flask-postgres", marks=pytest.mark.postgres),
+    "django",
+    pytest.param("django-postgres", marks=pytest.mark.postgres),
+]
 
 
 def otp(code: str = "482913") -> str:
@@ -136,6 +147,65 @@ def flask_transport(flask_app: Any, prefix: str = "") -> Transport:
         return Resp(answer.status_code, Headers(list(answer.headers.items())), answer.get_data())
 
     return send
+
+
+def django_transport() -> Transport:
+    """Requests through Django's test client, to the test project's URLconf.
+
+    The WSGI environ is built here rather than by ``Client.generic``, which
+    would add a Content-Type to every request with a body: the suite needs
+    requests without one, as a plain HTTP client sends them.
+    """
+    from django.http.request import HttpHeaders
+    from django.test import Client
+    from django.test.client import FakePayload
+
+    client = Client()
+
+    def send(method: str, path: str, headers: dict[str, str], body: bytes, query: str) -> Resp:
+        environ: dict[str, Any] = {
+            "PATH_INFO": client._get_path(urlsplit(path)),
+            "REQUEST_METHOD": method,
+            "QUERY_STRING": query,
+            "SERVER_PORT": "80",
+            "wsgi.url_scheme": "http",
+            **HttpHeaders.to_wsgi_names(headers),
+        }
+        if body:
+            environ["CONTENT_LENGTH"] = str(len(body))
+            environ["wsgi.input"] = FakePayload(body)
+        answer = client.request(**environ)
+        return Resp(answer.status_code, Headers(list(answer.headers.items())), answer.content)
+
+    return send
+
+
+def _django_settings(
+    db_url: str, api: Mapping[str, Any], settings: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``settings.BHARATSEND`` for a leg: core settings and API limits, upper-cased."""
+    return {
+        "KEY_PEPPER": PEPPER,
+        "DATABASE": db_url,
+        **{name.upper(): value for name, value in settings.items()},
+        **{name.upper(): value for name, value in api.items()},
+    }
+
+
+def _postgres_schema_url(base: str, schema: str) -> str:
+    """``base`` with libpq ``options`` that put every connection's tables in ``schema``."""
+    separator = "&" if "?" in base else "?"
+    return f"{base}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+def _run_sql(url: str, statement: str) -> None:
+    import sqlalchemy as sa
+    from sqlalchemy.pool import NullPool
+
+    engine = sa.create_engine(url, poolclass=NullPool)
+    with engine.begin() as connection:
+        connection.exec_driver_sql(statement)
+    engine.dispose()
 
 
 @attrs.frozen
@@ -275,6 +345,7 @@ def api_factory(
     tmp_path: Path,
     migrated_sqlite_template: Path,
     sql_storage_factory: Callable[[str], Any],
+    request: pytest.FixtureRequest,
 ) -> Iterator[ApiFactory]:
     """Build an :class:`Api` with API limits and core settings of the test's choosing.
 
@@ -282,6 +353,8 @@ def api_factory(
     per-key limiter is off unless asked for); anything else is a core setting.
     """
     made: list[BharatSend] = []
+    overrides: list[Any] = []  # Django's override_settings, undone in reverse order
+    schemas: list[str] = []  # PostgreSQL schemas of the Django leg, dropped afterwards
 
     def make(
         *,
@@ -296,7 +369,7 @@ def api_factory(
         if max_body_bytes is not None:
             limits["max_body_bytes"] = max_body_bytes
         db_path = tmp_path / f"api-{len(made)}.db"
-        if backend != "flask-postgres":
+        if not backend.endswith("-postgres"):
             shutil.copyfile(migrated_sqlite_template, db_path)
         db_url = f"sqlite:///{db_path}"
         transport: Transport
@@ -322,6 +395,23 @@ def api_factory(
             flask_app = _flask_config(None, limits, {})
             FlaskBharatSend(flask_app, facade=bs)
             transport = flask_transport(flask_app)
+        elif backend in ("django", "django-postgres"):
+            from django.test import override_settings
+
+            from bharatsend_django import runtime
+
+            if backend == "django-postgres":
+                base: str = request.getfixturevalue("postgres_url")
+                schema = f"dj_{uuid.uuid4().hex[:16]}"
+                _run_sql(base, f'CREATE SCHEMA "{schema}"')
+                schemas.append(schema)
+                db_url = _postgres_schema_url(base, schema)
+            override = override_settings(BHARATSEND=_django_settings(db_url, limits, settings))
+            override.enable()  # setting_changed: the app forgets the previous facade
+            overrides.append(override)
+            bs = runtime.facade()
+            bs.migrate()  # what post_migrate does for manage.py migrate
+            transport = django_transport()
         else:  # pragma: no cover
             raise ValueError(backend)
         made.append(bs)
@@ -329,9 +419,19 @@ def api_factory(
         other = seed_tenant(bs, "Globex", extra_template=True)
         return Api(backend, bs, transport, main, other)
 
-    yield make
-    for bs in made:
-        bs.close()
+    try:
+        yield make
+    finally:
+        for bs in made:
+            bs.close()
+        for override in reversed(overrides):
+            override.disable()
+        if overrides:
+            from bharatsend_django import runtime
+
+            runtime.reset()
+        for schema in schemas:
+            _run_sql(request.getfixturevalue("postgres_url"), f'DROP SCHEMA "{schema}" CASCADE')
 
 
 @pytest.fixture

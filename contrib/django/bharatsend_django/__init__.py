@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from bharatsend_core.service.send import SendResult
     from bharatsend_django.runtime import OutboxMessage
 
-__all__ = ["facade", "outbox", "send_sms"]
+__all__ = ["clear_outbox", "facade", "outbox", "send_sms"]
 __version__ = "0.1.0"
 
 
@@ -24,6 +24,13 @@ def facade() -> BharatSend:
     from bharatsend_django import runtime
 
     return runtime.facade()
+
+
+def clear_outbox() -> None:
+    """Empty :data:`outbox` (call it between tests; see ``BHARATSEND["OUTBOX"]``)."""
+    from bharatsend_django import runtime
+
+    runtime.clear_outbox()
 
 
 def send_sms(
@@ -46,6 +53,10 @@ def send_sms(
     ``transaction.on_commit``: inside an atomic block it starts sending only
     once the request's transaction commits. ``tenant_id`` defaults to
     ``BHARATSEND["DEFAULT_TENANT"]``.
+
+    On SQLite, when the core shares Django's database file, calling it inside
+    an atomic block raises ``ConfigurationError`` (SQLite has one writer: the
+    send would wait for the block's lock); PostgreSQL has no such limit.
     """
     from django.db import transaction
 
@@ -57,6 +68,7 @@ def send_sms(
         raise InvalidArgument(
             "give tenant_id, or set BHARATSEND['DEFAULT_TENANT']", field="tenant_id"
         )
+    runtime.check_not_in_shared_sqlite_atomic()
     bs = runtime.facade()
     result = bs.send(
         tenant,

@@ -18,22 +18,23 @@ class BharatSendConfig(AppConfig):
 
     def ready(self) -> None:
         """Fail fast on bad settings; migrate the core's tables after Django's ``migrate``."""
+        from django.core.signals import setting_changed
+
         from bharatsend_django import runtime
 
         runtime.config()
         post_migrate.connect(_migrate_core, sender=self, dispatch_uid="bharatsend_migrate")
+        setting_changed.connect(runtime.on_setting_changed, dispatch_uid="bharatsend_settings")
 
 
 def _migrate_core(sender: AppConfig, using: str = "default", **_kwargs: Any) -> None:
     """``manage.py migrate`` on the database the core lives in also migrates the core."""
     from bharatsend_django import runtime
 
-    conf = runtime.config()
-    if not conf.migrate_on_migrate:
+    if using != (runtime.config().database_alias or "default"):
         return
-    if conf.database_alias is not None and using != conf.database_alias:
-        return
-    if conf.database_alias is None and using != "default":
-        return
-    runtime.reset()  # the test runner may have switched the database since startup
-    runtime.facade().migrate()
+    # The test runner may have switched the database since startup (even when
+    # the core is not migrated here, the facade must not keep the old one).
+    runtime.reset()
+    if runtime.config().migrate_on_migrate:
+        runtime.facade().migrate()

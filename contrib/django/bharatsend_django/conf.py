@@ -34,7 +34,18 @@ _API = {
     "KEY_CACHE_SECONDS": "key_cache_seconds",
     "WORKER_HEARTBEAT_MAX_AGE": "worker_heartbeat_max_age",
 }
+#: API limits that must be whole numbers (a byte count, a token count).
+_API_INTS = {"max_body_bytes", "key_burst"}
 _OWN = {"DATABASE", "ROUTES", "OUTBOX", "MIGRATE_ON_MIGRATE", "DEFAULT_TENANT", *_API}
+#: ``DATABASES[...]["OPTIONS"]`` keys Django consumes itself (not libpq parameters).
+_DJANGO_PG_OPTIONS = {
+    "isolation_level",
+    "server_side_binding",
+    "pool",
+    "assume_role",
+    "cursor_factory",
+    "context",
+}
 _CORE = {f.name.upper(): f.name for f in attrs.fields(Settings) if f.name != "database_url"}
 
 
@@ -77,6 +88,12 @@ def load(raw: Any, databases: Mapping[str, Mapping[str, Any]]) -> DjangoSettings
         raise _fail("DATABASE", "a Django database alias (e.g. 'default') or a database URL")
     alias: str | None = None
     if "://" in database:
+        if not database.startswith(("sqlite", "postgresql", "memory")):
+            raise _fail(
+                "DATABASE",
+                f"unsupported URL scheme {database.split(':', 1)[0]!r}; use a Django alias,"
+                " sqlite:///path.db or postgresql+psycopg://user@host/db",
+            )
         url = database
     else:
         if database not in databases:
@@ -92,16 +109,19 @@ def load(raw: Any, databases: Mapping[str, Mapping[str, Any]]) -> DjangoSettings
         raise _fail(name if name in _CORE else "BHARATSEND", err.message) from None
 
     api_values = {field: raw[key] for key, field in _API.items() if key in raw}
-    try:
-        api = ApiConfig(**api_values)
-    except (TypeError, ValueError) as exc:
-        raise _fail(next(iter(api_values), "KEY_RATE"), str(exc)) from None
     for key, field in _API.items():
-        value = api_values.get(field)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+        if field not in api_values or (
+            field == "worker_heartbeat_max_age" and api_values[field] is None
+        ):
+            continue
+        value = api_values[field]
+        if field in _API_INTS and (isinstance(value, bool) or not isinstance(value, int)):
+            raise _fail(key, "must be a whole number")
+        if isinstance(value, bool) or not isinstance(value, int | float):
             raise _fail(key, "must be a number")
-        if isinstance(value, int | float) and value < 0:
+        if value < 0:
             raise _fail(key, "cannot be negative")
+    api = ApiConfig(**api_values)
 
     routes = raw.get("ROUTES", ())
     if not isinstance(routes, Sequence) or isinstance(routes, str):
@@ -145,12 +165,25 @@ def database_url(db: Mapping[str, Any], *, key: str = "DATABASE") -> str:
         return f"sqlite:///{text}"
     if "postgresql" in engine:
         port = db.get("PORT")
+        host = str(db.get("HOST") or "") or None
+        query: dict[str, str] = {}
+        if host is not None and host.startswith("/"):
+            # A Unix socket directory goes in the query: in the authority part
+            # "//user@/run/postgresql/db" would parse as a database named "run/...".
+            query["host"], host = host, None
+        options = db.get("OPTIONS") or {}
+        for option, value in options.items():
+            # libpq connection parameters (sslmode, options, ...) reach the core's
+            # connections too; Django's own OPTIONS are not connection parameters.
+            if option not in _DJANGO_PG_OPTIONS and isinstance(value, str | int):
+                query[option] = str(value)
         return URL.create(
             "postgresql+psycopg",
             username=db.get("USER") or None,
             password=db.get("PASSWORD") or None,
-            host=db.get("HOST") or None,
+            host=host,
             port=int(port) if port else None,
             database=str(name) if name else None,
+            query=query,
         ).render_as_string(hide_password=False)
     raise _fail(key, f"{engine or 'this engine'} is not supported; use SQLite or PostgreSQL")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from datetime import datetime
@@ -12,13 +13,23 @@ from django.conf import settings as django_settings
 
 from bharatsend_core import BharatSend
 from bharatsend_core.app import storage_for_url
+from bharatsend_core.domain.errors import ConfigurationError
 from bharatsend_core.domain.webhooks import WebhookEvent
 from bharatsend_core.http import ApiApp
 from bharatsend_core.service.events import WebhookFailure
 from bharatsend_django import signals
 from bharatsend_django.conf import DjangoSettings, load
 
-__all__ = ["OutboxMessage", "api", "config", "facade", "outbox", "reset"]
+__all__ = [
+    "OutboxMessage",
+    "api",
+    "check_not_in_shared_sqlite_atomic",
+    "clear_outbox",
+    "config",
+    "facade",
+    "outbox",
+    "reset",
+]
 
 _lock = threading.RLock()
 _state: dict[str, Any] = {}
@@ -84,6 +95,51 @@ def reset() -> None:
         _state.clear()
         if bs is not None:
             bs.close()
+
+
+def clear_outbox() -> None:
+    """Empty :data:`outbox` in place (between tests; like clearing ``mail.outbox``)."""
+    with _lock:
+        outbox.clear()
+
+
+def on_setting_changed(*, setting: str, **_kwargs: Any) -> None:
+    """``override_settings(BHARATSEND=...)`` (or ``DATABASES``) rebuilds the facade."""
+    if setting in ("BHARATSEND", "DATABASES"):
+        reset()
+
+
+def check_not_in_shared_sqlite_atomic() -> None:
+    """Refuse to write from inside a Django atomic block on the core's own SQLite file.
+
+    The core writes through its own connection. On SQLite, a Django atomic
+    block that has written holds the file's only write lock, so the core would
+    wait ``busy_timeout`` (5 s) and fail; and one that has only read holds a
+    WAL snapshot that the core's commit makes stale, so Django's next write in
+    the block fails with "database is locked". Neither is what the caller
+    meant, so fail at once with what to do instead. PostgreSQL has no such limit.
+    """
+    from django.db import connections
+    from sqlalchemy.engine import make_url
+
+    url = make_url(config().core.database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return
+    core_file = os.path.realpath(str(url.database))
+    for connection in connections.all(initialized_only=True):
+        if connection.vendor != "sqlite" or not connection.in_atomic_block:
+            continue
+        name = str(connection.settings_dict.get("NAME") or "")
+        if name and os.path.realpath(name) == core_file:
+            raise ConfigurationError(
+                f"send_sms was called inside a transaction.atomic() block on Django's SQLite"
+                f" database {connection.alias!r}, the file bharatsend-core writes to with its"
+                " own connection: SQLite has one writer at a time, so the send would wait for"
+                " the lock and fail. Call send_sms outside the atomic block (e.g. in"
+                " transaction.on_commit), or give BHARATSEND['DATABASE'] its own URL"
+                " (sqlite:///another-file.db or PostgreSQL)",
+                field="DATABASE",
+            )
 
 
 def _publish_status(bs: BharatSend) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
@@ -14,11 +15,15 @@ __all__ = ["api_view"]
 
 
 @csrf_exempt  # Bearer keys, not cookies: CSRF does not apply
+@transaction.non_atomic_requests  # the core commits on its own connection (ATOMIC_REQUESTS)
 def api_view(request: HttpRequest, path: str = "") -> HttpResponse:
     """Translate and hand over to :class:`~bharatsend_core.http.ApiApp`."""
     api = runtime.api()
     limit = api.config.max_body_bytes
-    length = int(request.META.get("CONTENT_LENGTH") or 0)
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:  # a garbled header: read nothing, like Django's own request.body
+        length = 0
     answer: ApiResponse
     if length > limit:
         answer = error_response(
