@@ -21,6 +21,7 @@ from bharatsend_core.domain.errors import (
     InvalidArgument,
     InvalidPhoneNumber,
     MessageNotFound,
+    RouteNotFound,
     UnsupportedDestination,
 )
 from bharatsend_core.domain.keys import ApiKey, IssuedKey, KeyMode, Scope
@@ -664,6 +665,30 @@ class BharatSend:
         except TypeError as e:
             raise InvalidArgument(f"unknown route setting: {e}", field="connection") from None
         return self._routes.add(config)
+
+    def apply_routes(self, specs: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
+        """Add or update routes from configuration (``add_route`` keyword dicts with a ``name``).
+
+        A route that exists is updated with the keys its dict gives; the rest
+        keep their stored values (a route an operator disabled stays disabled
+        unless the dict says ``"enabled": True``). Returns (added, updated).
+        """
+        added = updated = 0
+        for spec in specs:
+            options = dict(spec)
+            name = options.pop("name", None)
+            if not isinstance(name, str) or not name:
+                raise InvalidArgument("every route needs a 'name'", field="name")
+            try:
+                self.get_route(name)
+            except RouteNotFound:
+                self.add_route(name, **options)
+                added += 1
+            else:
+                if options:
+                    self.update_route(name, **options)
+                updated += 1
+        return added, updated
 
     def update_route(self, name: str, **changes: Any) -> RouteConfig:
         """Change some of a route's settings (any ``add_route`` keyword but the name).

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 from flask.cli import with_appcontext
 
-from bharatsend_core.domain.errors import BharatSendError, RouteNotFound
+from bharatsend_core.domain.errors import BharatSendError
 
 __all__ = ["bharatsend_group"]
 
@@ -163,20 +163,8 @@ def sync_routes() -> tuple[int, int]:
     """Apply ``BHARATSEND_ROUTES`` (a list of ``add_route`` keyword dicts) to storage."""
     from bharatsend_flask import state
 
-    bs = _bs()
-    added = updated = 0
-    for spec in state().routes:
-        options = dict(spec)
-        name = options.pop("name")
-        try:
-            bs.get_route(name)
-        except RouteNotFound:
-            bs.add_route(name, **options)
-            added += 1
-        else:
-            bs.update_route(name, **options)
-            updated += 1
-    return added, updated
+    added, updated = _bs().apply_routes(state().routes)
+    return int(added), int(updated)
 
 
 @bharatsend_group.command("worker")

@@ -11,14 +11,14 @@ faulty lines) written to stderr first. Exit codes are those of ``bharatsend``:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import abc
 from typing import Any, TextIO
 
 from django.core.management.base import BaseCommand, CommandError
 
-from bharatsend_core.domain.errors import BharatSendError, ClientError, RouteNotFound
+from bharatsend_core.domain.errors import BharatSendError, ClientError
 
-__all__ = ["BharatSendCommand", "command_error", "sync_routes"]
+__all__ = ["BharatSendCommand", "command_error"]
 
 #: Exit code of a refused input (client error), as ``bharatsend`` and argparse use.
 EXIT_INVALID = 2
@@ -46,7 +46,7 @@ def command_error(err: BharatSendError, stderr: TextIO | Any) -> CommandError:
     )
 
 
-class BharatSendCommand(BaseCommand):
+class BharatSendCommand(BaseCommand, abc.ABC):
     """A command whose :meth:`run` may raise ``BharatSendError`` (shown as one line)."""
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -55,28 +55,6 @@ class BharatSendCommand(BaseCommand):
         except BharatSendError as err:
             raise command_error(err, self.stderr) from None
 
+    @abc.abstractmethod
     def run(self, *args: Any, **options: Any) -> None:
         """The command's work; subclasses write to ``self.stdout`` and ``self.stderr``."""
-        raise NotImplementedError
-
-
-def sync_routes(bs: Any, routes: Iterable[Mapping[str, Any]]) -> tuple[int, int]:
-    """Apply ``BHARATSEND["ROUTES"]``: add each route by name, or update it; (added, updated).
-
-    Settings a route dict leaves out keep their stored values on update (a route an
-    operator disabled stays disabled unless the dict says ``"enabled": True``).
-    """
-    added = updated = 0
-    for spec in routes:
-        options = dict(spec)
-        name = options.pop("name")
-        try:
-            bs.get_route(name)
-        except RouteNotFound:
-            bs.add_route(name, **options)
-            added += 1
-        else:
-            if options:
-                bs.update_route(name, **options)
-            updated += 1
-    return added, updated

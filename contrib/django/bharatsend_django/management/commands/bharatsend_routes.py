@@ -7,7 +7,7 @@ from typing import Any
 
 from django.core.management.base import CommandParser
 
-from bharatsend_django.management import BharatSendCommand, sync_routes
+from bharatsend_django.management import BharatSendCommand
 
 
 class Command(BharatSendCommand):
@@ -40,7 +40,7 @@ class Command(BharatSendCommand):
                 or "no routes; add them to BHARATSEND['ROUTES'] and run: bharatsend_routes sync"
             )
         elif action == "sync":
-            added, updated = sync_routes(bs, runtime.config().routes)
+            added, updated = bs.apply_routes(runtime.config().routes)
             self.stdout.write(f"routes: {added} added, {updated} updated")
         else:
             name = options["name"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from argparse import ArgumentParser
 from typing import Any
 
-from bharatsend_django.management import BharatSendCommand, sync_routes
+from bharatsend_django.management import BharatSendCommand
 
 
 class Command(BharatSendCommand):
@@ -41,7 +41,7 @@ class Command(BharatSendCommand):
         from bharatsend_django import runtime
 
         bs = runtime.facade()
-        added, updated = sync_routes(bs, runtime.config().routes)
+        added, updated = bs.apply_routes(runtime.config().routes)
         webhooks = not options["no_webhooks"]
         worker = bs.worker(
             webhooks=webhooks,
