@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bharatsend_core.domain.errors import PayloadTooLarge
 from bharatsend_core.http.core import (
     KeyRateLimiter,
     Operation,
     PrincipalCache,
     Reply,
+    bounded_body,
+    content_length,
     json_response,
 )
 
@@ -86,3 +91,21 @@ def test_path_parameters_are_matched_whole_segments() -> None:
     assert op.pattern.match("/v1/sms/msg_1").groupdict() == {"id": "msg_1"}
     assert op.pattern.match("/v1/sms/a/b") is None
     assert op.pattern.match("/v1/sms/") is None
+
+
+def test_a_body_is_never_read_past_the_limit() -> None:
+    assert [content_length(v) for v in (None, "", "12", "x", "-1", 7)] == [None, None, 12, None,
+                                                                            None, 7]  # fmt: skip
+    assert bounded_body(10, 3, io.BytesIO(b"abcdef").read) == b"abc"  # the declared length only
+    assert bounded_body(10, None, None) == b""  # undeclared and not self-ending: no body
+    assert bounded_body(10, None, io.BytesIO(b"chunked").read) == b"chunked"
+    assert bounded_body(10, 0, io.BytesIO(b"ignored").read) == b""
+    untouched = io.BytesIO(b"x" * 50)
+    with pytest.raises(PayloadTooLarge) as declared:
+        bounded_body(10, 50, untouched.read)
+    assert untouched.tell() == 0  # refused before reading
+    assert declared.value.detail["limit_bytes"] == 10
+    stream = io.BytesIO(b"x" * 50)
+    with pytest.raises(PayloadTooLarge):
+        bounded_body(10, None, stream.read)
+    assert stream.tell() == 11  # at most limit + 1 bytes held

@@ -25,9 +25,8 @@ from flask import Blueprint, Flask, Response, current_app, request
 
 from bharatsend_core import BharatSend as Facade
 from bharatsend_core.config import Settings
-from bharatsend_core.domain.errors import ConfigurationError, PayloadTooLarge
-from bharatsend_core.http import ApiApp, ApiConfig, ApiRequest
-from bharatsend_core.http.core import error_response
+from bharatsend_core.domain.errors import ConfigurationError
+from bharatsend_core.http import ApiApp, ApiConfig
 
 __all__ = ["BharatSend", "facade"]
 __version__ = "0.1.0"
@@ -139,37 +138,15 @@ def _api_config(config: Mapping[str, Any]) -> ApiConfig:
 
 
 def _view(path: str, prefix: str) -> Response:
-    api = state().api
-    limit = api.config.max_body_bytes
-    length = request.content_length
-    if length is not None and length > limit:
-        answer = error_response(
-            PayloadTooLarge(
-                f"the body is {length} bytes; the limit is {limit}",
-                field="body",
-                detail={"limit_bytes": limit},
-            )
-        )
-    else:
-        body = request.stream.read(limit + 1)
-        if len(body) > limit:
-            answer = error_response(
-                PayloadTooLarge(
-                    f"the body is over the limit of {limit} bytes",
-                    field="body",
-                    detail={"limit_bytes": limit},
-                )
-            )
-        else:
-            answer = api.handle(
-                ApiRequest(
-                    method=request.method,
-                    path="/" + path,
-                    headers=dict(request.headers.items()),
-                    body=body,
-                    query=request.query_string.decode("latin-1"),
-                )
-            )
+    # werkzeug's stream ends by itself (chunked bodies too), so it is always readable.
+    answer = state().api.serve(
+        request.method,
+        "/" + path,
+        dict(request.headers.items()),
+        request.query_string.decode("latin-1"),
+        request.content_length,
+        request.stream.read,
+    )
     return Response(answer.body, status=answer.status, headers=list(answer.headers))
 
 

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+
+import attrs
 
 from bharatsend_core.domain.errors import (
     BharatSendError,
     InsufficientScope,
     InvalidArgument,
+    PayloadTooLarge,
     WebhookEndpointNotFound,
 )
 from bharatsend_core.domain.keys import ApiKey, Scope
@@ -36,6 +39,8 @@ from bharatsend_core.http.core import (
     PrincipalCache,
     Reply,
     Router,
+    bounded_body,
+    error_response,
 )
 from bharatsend_core.http.openapi import openapi_document
 from bharatsend_core.service.send import SendRequest, SendResult
@@ -88,6 +93,27 @@ class ApiApp:
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Answer one request (never raises)."""
         return self.router.handle(request)
+
+    def serve(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        query: str,
+        length: int | None,
+        read: Callable[[int], bytes] | None,
+    ) -> ApiResponse:
+        """Answer a request whose body is still a stream (what every integration calls).
+
+        ``length`` is the declared ``Content-Length`` (None if absent or
+        garbled); ``read`` reads the body stream, or is None when there is none
+        to read. The body is refused with 413 before it is read in full.
+        """
+        try:
+            body = bounded_body(self.config.max_body_bytes, length, read)
+        except PayloadTooLarge as err:
+            return error_response(err)
+        return self.handle(ApiRequest(method, path, headers, body, query))
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every endpoint."""
@@ -642,8 +668,6 @@ def template_out(t: Template) -> m.TemplateOut:
 def registered_out(registered: RegisteredTemplate) -> m.TemplateOut:
     """A template as just registered or changed, with its warnings and version."""
     out = template_out(registered.template)
-    import attrs
-
     return attrs.evolve(
         out,
         warnings=[f"{w.code}: {w.message}" for w in registered.warnings],

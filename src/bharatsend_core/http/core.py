@@ -27,6 +27,7 @@ from bharatsend_core.domain.errors import (
     InsufficientScope,
     InternalError,
     InvalidApiKey,
+    InvalidArgument,
     MalformedRequest,
     MethodNotAllowed,
     PayloadTooLarge,
@@ -46,6 +47,9 @@ __all__ = [
     "PrincipalCache",
     "Reply",
     "Router",
+    "bounded_body",
+    "content_length",
+    "too_large",
 ]
 
 log = logging.getLogger("bharatsend.http")
@@ -311,13 +315,8 @@ class Router:
 
     def _handle(self, request: ApiRequest) -> ApiResponse:
         op, params = self._match(request)
-        length = len(request.body)
-        if length > self._config.max_body_bytes:
-            raise PayloadTooLarge(
-                f"the body is {length} bytes; the limit is {self._config.max_body_bytes}",
-                field="body",
-                detail={"limit_bytes": self._config.max_body_bytes},
-            )
+        if len(request.body) > self._config.max_body_bytes:
+            raise too_large(self._config.max_body_bytes, len(request.body))
         tenant_id, sandbox = "", False
         if op.auth:
             tenant_id, key_id, sandbox = self._authenticate(
@@ -331,15 +330,13 @@ class Router:
                     retry_after=max(1, int(wait + 0.999)),
                 )
         body = self._body(op, request)
-        query = (
-            parse_query(parse_qs(request.query, keep_blank_values=True), op.query)
-            if (op.query is not None)
-            else None
-        )
-        if op.query is None and request.query.strip():
-            query_names = sorted(parse_qs(request.query, keep_blank_values=True))
-            if query_names:
-                raise _unknown_query(query_names[0])
+        given = parse_qs(request.query, keep_blank_values=True)
+        query: Any = None
+        if op.query is not None:
+            query = parse_query(given, op.query)
+        elif given:
+            name = sorted(given)[0]
+            raise InvalidArgument(f"unknown query parameter {name!r}", field=name)
         reply = op.handler(Call(request, params, tenant_id, sandbox, body, query))
         if op.raw:
             return json_response(reply.status, reply.data, reply.headers)
@@ -394,10 +391,40 @@ def _text(body: bytes) -> str:
         raise MalformedRequest("the body is not valid UTF-8", field="body") from None
 
 
-def _unknown_query(name: str) -> BharatSendError:
-    from bharatsend_core.domain.errors import InvalidArgument
+def too_large(limit: int, length: int | None = None) -> PayloadTooLarge:
+    """The 413 error for a body over ``limit`` bytes."""
+    said = f"the body is {length} bytes" if length is not None else "the body is too large"
+    return PayloadTooLarge(
+        f"{said}; the limit is {limit}", field="body", detail={"limit_bytes": limit}
+    )
 
-    return InvalidArgument(f"unknown query parameter {name!r}", field=name)
+
+def content_length(value: str | int | None) -> int | None:
+    """A declared ``Content-Length``; None when absent or garbled (then nothing is read)."""
+    if value is None or value == "":
+        return None
+    try:
+        length = int(value)
+    except ValueError:
+        return None
+    return length if length >= 0 else None
+
+
+def bounded_body(limit: int, length: int | None, read: Callable[[int], bytes] | None) -> bytes:
+    """Read a request body without ever holding more than ``limit`` + 1 bytes.
+
+    A declared length over the limit is refused before anything is read. With
+    no declared length, ``read`` is given only by servers whose stream ends by
+    itself (chunked bodies); otherwise there is no body. ``PayloadTooLarge``.
+    """
+    if length is not None and length > limit:
+        raise too_large(limit, length)
+    if read is None or length == 0:
+        return b""
+    body = read(limit + 1 if length is None else length)
+    if len(body) > limit:
+        raise too_large(limit)
+    return body
 
 
 def _bearer(value: str | None) -> str:

@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from bharatsend_core.domain.errors import PayloadTooLarge
-from bharatsend_core.http.core import ApiRequest, ApiResponse, error_response
+from bharatsend_core.http.core import content_length
 
 if TYPE_CHECKING:
     from bharatsend_core.http.api import ApiApp
 
-__all__ = ["ApiServer", "call_wsgi", "reason", "request_from_environ"]
+__all__ = ["ApiServer", "call_wsgi", "reason"]
 
 _REASONS = {
     200: "OK",
@@ -46,8 +45,7 @@ def reason(status: int) -> str:
     return _REASONS.get(status, "Unknown")
 
 
-def request_from_environ(environ: dict[str, Any], max_body: int) -> ApiRequest:
-    """An :class:`ApiRequest` from a WSGI environ; ``PayloadTooLarge`` past ``max_body``."""
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
     headers = {
         key[5:].replace("_", "-").lower(): value
         for key, value in environ.items()
@@ -55,41 +53,28 @@ def request_from_environ(environ: dict[str, Any], max_body: int) -> ApiRequest:
     }
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
-    try:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > max_body:
-        raise PayloadTooLarge(
-            f"the body is {length} bytes; the limit is {max_body}",
-            field="body",
-            detail={"limit_bytes": max_body},
-        )
-    stream = environ.get("wsgi.input")
-    body = stream.read(length) if (stream is not None and length > 0) else b""
-    path = environ.get("PATH_INFO", "/")
-    if isinstance(path, str):
-        # PEP 3333 hands the path over as latin-1 decoded bytes.
-        path = path.encode("latin-1").decode("utf-8", "replace")
-    return ApiRequest(
-        method=environ.get("REQUEST_METHOD", "GET"),
-        path=path,
-        headers=headers,
-        body=body,
-        query=environ.get("QUERY_STRING", ""),
-    )
+    return headers
 
 
 def call_wsgi(
     app: ApiApp, environ: dict[str, Any], start_response: Callable[..., Any]
 ) -> Iterable[bytes]:
     """Serve one WSGI request with ``app``."""
-    try:
-        request = request_from_environ(environ, app.config.max_body_bytes)
-    except PayloadTooLarge as err:
-        response: ApiResponse = error_response(err)
-    else:
-        response = app.handle(request)
+    length = content_length(environ.get("CONTENT_LENGTH"))
+    stream = environ.get("wsgi.input")
+    # PEP 3333: never read past CONTENT_LENGTH; without one there is no body.
+    read = stream.read if stream is not None and length is not None else None
+    path = environ.get("PATH_INFO", "/")
+    # PEP 3333 hands the path over as latin-1 decoded bytes.
+    path = path.encode("latin-1").decode("utf-8", "replace")
+    response = app.serve(
+        environ.get("REQUEST_METHOD", "GET"),
+        path,
+        _headers(environ),
+        environ.get("QUERY_STRING", ""),
+        length,
+        read,
+    )
     body = b"" if environ.get("REQUEST_METHOD") == "HEAD" else response.body
     headers = [*response.headers, ("Content-Length", str(len(body)))]
     start_response(f"{response.status} {reason(response.status)}", headers)

@@ -54,11 +54,13 @@ def record_events(
     endpoints: dict[str, list[WebhookEndpoint]] = {}
     entries: list[OutboxEntry] = []
     published: list[WebhookEvent] = []
+    listening = hub is not None and hub.wants_status
     for message, before in changes:
         events = events_from(message, before - 1)
         if not events:
             continue
-        published.extend(events)
+        if listening:
+            published.extend(events)
         if message.tenant_id not in endpoints:
             endpoints[message.tenant_id] = [
                 e for e in uow.webhooks.list_endpoints(message.tenant_id) if e.enabled
@@ -77,7 +79,7 @@ def record_events(
                             next_attempt_at=at,
                         )
                     )
-    if published and hub is not None and hub.wants_status:
+    if published and hub is not None:
         uow.after_commit(partial(hub.publish_status, tuple(published)))
     return uow.webhooks.enqueue(entries) if entries else 0
 
