@@ -45,6 +45,7 @@ from _common import (
 from bharatsend_core import BharatSend
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.service.worker import tune_gc
 
 WINDOW = 10
 
@@ -225,6 +226,8 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--profile", action="store_true", help="cProfile Dispatcher.step")
     args = parser.parse_args()
+    # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
+    tune_gc()
     print(f"machine: {machine()}")
     on_each_database(
         args.postgres,

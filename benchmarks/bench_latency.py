@@ -60,6 +60,7 @@ from bharatsend_core import BharatSend
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
 from bharatsend_core.adapters.smpp.simulator import Recorded
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.service.worker import tune_gc
 
 
 def pct(values: list[float], q: float, spec: str = "7.2f") -> str:
@@ -305,6 +306,8 @@ def main() -> int:
                         help="run the SMSC simulator in a separate Python process")  # fmt: skip
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     args = parser.parse_args()
+    # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
+    tune_gc()
     print(f"machine: {machine()}")
     print(f"receipts: {'off' if args.no_receipts else 'on (receipt_delay 0.05 s)'}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")

@@ -32,6 +32,7 @@ from _common import (
 )
 from bharatsend_core.adapters.smpp import SmscSimulator
 from bharatsend_core.adapters.sqlalchemy import SqlStorage, tables
+from bharatsend_core.service.worker import tune_gc
 
 CHUNK = 100
 
@@ -109,6 +110,8 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     args = parser.parse_args()
+    # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
+    tune_gc()
     print(f"machine: {machine()}")
     on_each_database(
         args.postgres,

@@ -47,6 +47,7 @@ from bharatsend_core.domain.ledger import REVENUE_ACCOUNT
 from bharatsend_core.domain.receipts import dedup_key, parse_receipt
 from bharatsend_core.ports.carrier import CarrierReceipt
 from bharatsend_core.service.receipts import ReceiptInbox
+from bharatsend_core.service.worker import tune_gc
 
 BATCH = 500
 
@@ -172,6 +173,8 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     args = parser.parse_args()
+    # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
+    tune_gc()
     print(f"machine: {machine()}")
     on_each_database(
         args.postgres, "r.db", lambda name, storage: bench(name, storage, args.messages)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import attrs
 import pytest
+import smpplib.client
+import smpplib.smpp
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bharatsend_core.adapters.smpp.submission import (
     SubmitPdu,
     WireSettings,
     build_submissions,
+    encode_submission,
     validity_period,
 )
 from bharatsend_core.domain.encoding import (
@@ -353,3 +359,93 @@ def test_values_are_frozen_and_content_stays_out_of_repr() -> None:
         settings.dlt_tlvs["pe_id"] = 1  # type: ignore[index]
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         settings.reference_bits = 16  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------- encode_submission
+
+_ASCII = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E))
+
+
+def smpplib_bytes(pdu: SubmitPdu, sequence: int) -> bytes:
+    """What smpplib itself writes for the same fields and TLVs (the reference)."""
+    client = smpplib.client.Client("127.0.0.1", 1, allow_unknown_opt_params=True)
+    reference: Any = smpplib.smpp.make_pdu("submit_sm", client=client, **pdu.fields)
+    reference.sequence = sequence
+    params = reference.generate_params
+    reference.generate_params = lambda: params() + pdu.tlv_bytes()
+    return bytes(reference.generate())
+
+
+@given(
+    octets=st.fixed_dictionaries(
+        {},
+        optional={
+            name: st.integers(0, 255)
+            for name in (
+                "source_addr_ton",
+                "source_addr_npi",
+                "dest_addr_ton",
+                "dest_addr_npi",
+                "esm_class",
+                "protocol_id",
+                "priority_flag",
+                "registered_delivery",
+                "replace_if_present_flag",
+                "data_coding",
+                "sm_default_msg_id",
+            )
+        },
+    ),
+    strings=st.fixed_dictionaries(
+        {},
+        optional={
+            "service_type": _ASCII.filter(lambda s: len(s) <= 5),
+            "source_addr": _ASCII.filter(lambda s: len(s) <= 20),
+            "destination_addr": _ASCII.filter(lambda s: len(s) <= 20),
+            "validity_period": _ASCII.filter(lambda s: len(s) <= 16),
+            "schedule_delivery_time": _ASCII.filter(lambda s: len(s) <= 16),
+        },
+    ),
+    short=st.binary(max_size=254),
+    tlvs=st.lists(st.tuples(st.integers(0x1400, 0x3FFF), st.binary(max_size=40)), max_size=3),
+    sequence=st.integers(1, 0x7FFFFFFF),
+)
+def test_encode_submission_writes_what_smpplib_writes(
+    octets: dict[str, int],
+    strings: dict[str, str],
+    short: bytes,
+    tlvs: list[tuple[int, bytes]],
+    sequence: int,
+) -> None:
+    pdu = SubmitPdu(
+        part_index=0, fields={**octets, **strings, "short_message": short}, tlvs=tuple(tlvs)
+    )
+    assert encode_submission(pdu, sequence) == smpplib_bytes(pdu, sequence)
+
+
+def test_encode_submission_matches_smpplib_for_built_messages() -> None:
+    for content in ("482913 is your OTP. -ACME", "x" * 400, HINDI):
+        for i, pdu in enumerate(build_submissions(message(content), WireSettings(), reference=9,
+                                                  now=NOW)):  # fmt: skip
+            assert encode_submission(pdu, 100 + i) == smpplib_bytes(pdu, 100 + i)
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"message_payload": b"x"}, "fields"),
+        ({"source_addr": "A" * 21}, "source_addr"),
+        ({"destination_addr": "९१९८"}, "destination_addr"),
+        ({"destination_addr": 919876543210}, "destination_addr"),
+        ({"esm_class": 256}, "esm_class"),
+        ({"data_coding": True}, "data_coding"),
+        ({"short_message": b"x" * 255}, "short_message"),
+    ],
+)
+def test_encode_submission_refuses_what_smpplib_would_cut_or_garble(
+    fields: dict[str, object], field: str
+) -> None:
+    pdu = SubmitPdu(part_index=0, fields={"short_message": b"hi", **fields}, tlvs=())
+    with pytest.raises(InvalidArgument) as refused:
+        encode_submission(pdu, 1)
+    assert refused.value.field == field

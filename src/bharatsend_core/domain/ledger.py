@@ -89,9 +89,13 @@ class Phase(enum.StrEnum):
     REFUND = "refund"
 
 
+_PHASE_VALUES: Final[dict[str, str]] = {p.value: p.value for p in Phase}  # members hash as values
+
+
 def message_transfer_id(message_id: str, phase: Phase | str) -> str:
     """The transfer id of a message's phase: replaying the phase hits the same id."""
-    return f"{message_id}.{Phase(phase).value}"
+    value = _PHASE_VALUES.get(phase)
+    return f"{message_id}.{Phase(phase).value if value is None else value}"
 
 
 def _positive(_instance: object, attribute: object, value: int) -> None:

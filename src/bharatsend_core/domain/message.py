@@ -2,7 +2,8 @@
 
 A :class:`Message` is an immutable value. Every state change is an event
 applied with :meth:`Message.apply`, which returns a *new* message (built with
-``attrs.evolve``) or raises and leaves the original untouched (STYLE rule 6).
+``values.replace``: ``attrs.evolve`` checking only what changes) or raises and
+leaves the original untouched (STYLE rule 6).
 The legal moves live in one table, :data:`TRANSITIONS`, which ``apply``
 consults first and from which :func:`state_diagram` generates the docs
 diagram, the way h11 keeps its protocol states in ``_state.py``. In short::
@@ -39,6 +40,7 @@ import attrs
 from attrs import field, frozen
 
 from bharatsend_core.domain.errors import IllegalTransition, InvalidArgument
+from bharatsend_core.domain.values import enum_converter, replace
 
 __all__ = [
     "FINAL_STATUSES",
@@ -161,6 +163,29 @@ _CODE_RE = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)*$")
 _E164_RE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _ENCODINGS = frozenset({"gsm7", "ucs2"})
 
+# Named functions, as mypy's attrs plugin wants converters to be.
+_status = enum_converter(Status)
+_part_status = enum_converter(PartStatus)
+_failure_reason = enum_converter(FailureReason)
+_receipt_outcome = enum_converter(ReceiptOutcome)
+
+
+def _as_status(value: Any) -> Status:
+    return _status(value)
+
+
+def _as_part_status(value: Any) -> PartStatus:
+    return _part_status(value)
+
+
+def _as_failure_reason(value: Any) -> FailureReason:
+    return _failure_reason(value)
+
+
+def _as_receipt_outcome(value: Any) -> ReceiptOutcome:
+    return _receipt_outcome(value)
+
+
 #: A timeline detail value: plain JSON scalars only, so details serialise as-is.
 DetailValue: TypeAlias = str | int | None
 
@@ -247,7 +272,7 @@ class Part:
 
     #: 0-based position of the segment in the concatenated message.
     index: int = field(validator=_index)
-    status: PartStatus = field(default=PartStatus.PENDING, converter=PartStatus)
+    status: PartStatus = field(default=PartStatus.PENDING, converter=_as_part_status)
     #: The ``message_id`` from ``submit_sm_resp``; receipts are matched on it.
     carrier_message_id: str | None = field(default=None, validator=_optional_non_empty_str)
     submitted_at: datetime | None = field(default=None, validator=_optional_aware)
@@ -276,7 +301,7 @@ class MessageError:
 
     #: Stable snake_case code (``carrier_rejected``, ``validity_expired``, ``undelivered``...).
     code: str = field(validator=_code)
-    reason: FailureReason = field(converter=FailureReason)
+    reason: FailureReason = field(converter=_as_failure_reason)
     #: The raw carrier code (SMPP ``command_status`` or receipt ``err:``), if any.
     carrier_code: str | None = None
 
@@ -296,7 +321,7 @@ class TimelineEntry:
     #: What happened: ``accepted``, ``claimed``, ``part_submitted``, ``sent``, ``receipt``...
     kind: str = field(validator=_code)
     #: The message status once this entry is applied.
-    status: Status = field(converter=Status)
+    status: Status = field(converter=_as_status)
     #: Ordered (key, value) pairs; JSON scalars only, never content.
     detail: tuple[tuple[str, DetailValue], ...] = field(default=(), validator=_detail)
 
@@ -373,7 +398,7 @@ class PartReceipt:
 
     at: datetime = field(validator=_aware)
     index: int = field(validator=_index)
-    outcome: ReceiptOutcome = field(converter=ReceiptOutcome)
+    outcome: ReceiptOutcome = field(converter=_as_receipt_outcome)
     #: The receipt's ``err:`` field or TLV ``network_error_code``, if any.
     carrier_code: str | None = None
 
@@ -601,7 +626,7 @@ class Message:
     encoding: str = field(validator=_encoding)
     segments: int = field(validator=_segments)
     parts: tuple[Part, ...] = field()
-    status: Status = field(converter=Status)
+    status: Status = field(converter=_as_status)
     #: Claims so far (a claim is one submit attempt of the pending parts).
     attempts: int = field(default=0, validator=_non_negative_int)
     #: When the next attempt is due; set only while ``retrying``.
@@ -798,7 +823,7 @@ class Message:
                 f"PartSubmitted in status {self.status}: part {event.index} of message "
                 f"{self.id} is already {part.status}, not pending",
             )
-        step.parts[event.index] = attrs.evolve(
+        step.parts[event.index] = replace(
             part,
             status=PartStatus.SUBMITTED,
             carrier_message_id=event.carrier_message_id,
@@ -847,7 +872,7 @@ class Message:
             step.changes["possible_duplicate"] = True
             step.schedule_retry(retry_at)
             return
-        step.parts[event.index] = attrs.evolve(
+        step.parts[event.index] = replace(
             part,
             status=PartStatus.SUBMITTED,
             submitted_at=step.at,
@@ -890,7 +915,7 @@ class Message:
             )
             return
         if event.outcome.is_final:
-            step.parts[event.index] = attrs.evolve(
+            step.parts[event.index] = replace(
                 part,
                 status=_OUTCOME_PART[event.outcome],
                 final_at=step.at,
@@ -907,7 +932,7 @@ class Message:
     def _on_receipt_timeout(self, step: _Step) -> None:
         waiting = [p.index for p in self.parts if not p.is_final]
         for index in waiting:
-            step.parts[index] = attrs.evolve(
+            step.parts[index] = replace(
                 self.parts[index],
                 status=PartStatus.EXPIRED,
                 final_at=step.at,
@@ -1006,7 +1031,7 @@ class _Step:
             )
 
     def build(self) -> Message:
-        return attrs.evolve(
+        return replace(
             self.message,
             status=self.status,
             parts=tuple(self.parts),

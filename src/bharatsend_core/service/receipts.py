@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 
+import attrs
 from attrs import frozen
 
 from bharatsend_core.domain.errors import BharatSendError, ConcurrentUpdate
@@ -92,28 +93,38 @@ def apply_receipts(
             hit = found.get(receipt.carrier_message_id)
             if hit is None:
                 continue
-            stored_message, index = hit
-            if expected is not None and stored_message.id not in current:
-                expected[stored_message.id] = len(stored_message.timeline)
-            message = current.get(stored_message.id, stored_message)
-            message = message.apply(
-                PartReceipt(
-                    at=receipt.received_at,
-                    index=index,
-                    outcome=receipt.outcome,
-                    carrier_code=receipt.error_code,
-                )
-            )
-            current[message.id] = message
+            message = _apply_one(receipt, hit, current, expected)
             applied += 1
             uow.receipts.resolve(
                 receipt,
                 state="applied",
                 tenant_id=message.tenant_id,
                 message_id=message.id,
-                part_index=index,
+                part_index=hit[1],
             )
     return applied
+
+
+def _apply_one(
+    receipt: StoredReceipt,
+    hit: tuple[Message, int],
+    current: dict[str, Message],
+    expected: dict[str, int] | None,
+) -> Message:
+    """Apply one matched receipt to the newest version of its message (see ``apply_receipts``)."""
+    stored_message, index = hit
+    if expected is not None and stored_message.id not in current:
+        expected[stored_message.id] = len(stored_message.timeline)
+    message = current.get(stored_message.id, stored_message).apply(
+        PartReceipt(
+            at=receipt.received_at,
+            index=index,
+            outcome=receipt.outcome,
+            carrier_code=receipt.error_code,
+        )
+    )
+    current[message.id] = message
+    return message
 
 
 def settle_changed(uow: UnitOfWork, messages: Iterable[Message], at: datetime) -> None:
@@ -212,30 +223,44 @@ class ReceiptInbox:
     def _ingest(self, items: Sequence[CarrierReceipt]) -> IngestResult:
         now = self._ctx.clock.now()
         with self._ctx.storage.unit_of_work() as uow:
-            new: list[StoredReceipt] = []
+            # Match first, so each receipt is written once, already in its final
+            # state; the insert's conflict check is still what deduplicates.
+            by_route: dict[str, list[StoredReceipt]] = {}
             for item in items:
-                stored = stored_receipt(item)
-                if uow.receipts.add(stored):
-                    new.append(stored)
+                by_route.setdefault(item.route, []).append(stored_receipt(item))
             current: dict[str, Message] = {}
             expected: dict[str, int] = {}
-            applied = apply_receipts(
-                uow,
-                new,
-                current=current,
-                lookup=uow.messages.find_by_carrier_ids,
-                expected=expected,
-            )
+            stored_count = applied = 0
+            for route, batch in by_route.items():
+                found = uow.messages.find_by_carrier_ids(
+                    route, sorted({r.carrier_message_id for r in batch})
+                )
+                for receipt in batch:
+                    hit = found.get(receipt.carrier_message_id)
+                    if hit is not None:
+                        receipt = attrs.evolve(
+                            receipt,
+                            state="applied",
+                            tenant_id=hit[0].tenant_id,
+                            message_id=hit[0].id,
+                            part_index=hit[1],
+                        )
+                    if not uow.receipts.add(receipt):
+                        continue  # a duplicate: stored before, nothing to do
+                    stored_count += 1
+                    if hit is not None:
+                        _apply_one(receipt, hit, current, expected)
+                        applied += 1
             messages = [current[i] for i in sorted(current)]
             uow.messages.update_many(messages, expected_events=expected)
             settle_changed(uow, messages, now)
             record_events(uow, [(m, expected[m.id]) for m in messages], now, self._ctx.hub)
             uow.commit()
         return IngestResult(
-            stored=len(new),
-            duplicates=len(items) - len(new),
+            stored=stored_count,
+            duplicates=len(items) - stored_count,
             applied=applied,
-            parked=len(new) - applied,
+            parked=stored_count - applied,
         )
 
     def retry_parked(self, limit: int = 500) -> int:

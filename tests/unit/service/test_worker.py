@@ -88,8 +88,8 @@ def test_a_carrier_that_died_is_restarted_at_the_next_reload(world: World) -> No
     worker = start(world, factory, reload_interval=0.05)
     try:
         factory.made[0].stop(0.1)  # as if its I/O thread had crashed
-        until(lambda: len(factory.made) == 2)
-        assert worker.carrier("agg1") is factory.made[1]
+        # The factory makes the new carrier a moment before the worker installs it.
+        until(lambda: len(factory.made) == 2 and worker.carrier("agg1") is factory.made[1])
         assert worker.health().carrier_restarts == 1
         message_id = send(world)
         until(lambda: status(world, message_id) is Status.DELIVERED)

@@ -194,7 +194,7 @@ class SmppCarrier:
                 return
             error = done.exception()
             if error is not None:
-                # smpplib could not encode the PDU: this message will never go as it is.
+                # The PDU could not be encoded: this message will never go as it is.
                 # The type only: the exception text may quote the short_message.
                 _log.warning(
                     "route %s: submit could not be encoded: %s", self.name, type(error).__name__

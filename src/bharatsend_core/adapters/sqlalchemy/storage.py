@@ -34,6 +34,7 @@ How the contract of ``ports/storage.py`` is kept:
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import re
 import sqlite3
@@ -49,6 +50,7 @@ from types import TracebackType
 from typing import Any, Final, Self
 
 from sqlalchemy import (
+    JSON,
     BindParameter,
     ColumnElement,
     Connection,
@@ -57,7 +59,9 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    Text,
     and_,
+    any_,
     bindparam,
     case,
     create_engine,
@@ -130,9 +134,11 @@ from bharatsend_core.domain.ledger import (
     same_transfer,
 )
 from bharatsend_core.domain.message import (
+    JsonObject,
     Message,
     MessageError,
     Part,
+    PartStatus,
     ReceiptOutcome,
     Status,
     TimelineEntry,
@@ -141,6 +147,7 @@ from bharatsend_core.domain.reports import ReportInput
 from bharatsend_core.domain.routing import Connection as CarrierConnection
 from bharatsend_core.domain.routing import Route, RouteConfig, StatusClass
 from bharatsend_core.domain.tenants import RateCard, Tenant
+from bharatsend_core.domain.values import trusted
 from bharatsend_core.domain.webhooks import EndpointSecret, WebhookEndpoint
 from bharatsend_core.ports.storage import (
     ApiKeyRepository,
@@ -765,6 +772,19 @@ class _Statements:
         def plain_insert(table: Table) -> Prepared:
             return prepare(insert(table).values(_binds(table)))
 
+        def one_of(column: ColumnElement[Any], name: str = "b_ids") -> ColumnElement[bool]:
+            """``column IN <the list bound to name>`` as one SQL text whatever the list's length.
+
+            An expanding IN list is new SQL for every length, so it cannot be
+            prepared: PostgreSQL takes the list as one array (``= ANY``),
+            SQLite as one JSON array read by ``json_each``. Both use the
+            column's index.
+            """
+            if dialect.name == "postgresql":
+                return column == any_(bindparam(name, type_=postgresql.ARRAY(column.type)))
+            values = func.json_each(bindparam(name, type_=JSON)).table_valued("value")
+            return column.in_(select(values.c.value))
+
         # tenants
         self.tenant_insert = insert_or_skip(tenants)
         self.tenant_get = prepare(select(tenants).where(_by(tenants, "id")))
@@ -849,24 +869,29 @@ class _Statements:
         self.message_by_client_id = prepare(
             select(messages).where(_by(messages, "tenant_id", "client_message_id"))
         )
-        # A batch's idempotency lookup, once per batch: through SQLAlchemy (expanding IN).
-        self.client_ids_of_tenant = select(messages.c.id, messages.c.client_message_id).where(
-            messages.c.tenant_id == bindparam("b_tenant_id"),
-            messages.c.client_message_id.in_(bindparam("b_client_ids", expanding=True)),
+        # A batch's idempotency lookup, once per batch.
+        self.client_ids_of_tenant = prepare(
+            select(messages.c.id, messages.c.client_message_id).where(
+                messages.c.tenant_id == bindparam("b_tenant_id"),
+                one_of(messages.c.client_message_id, "b_client_ids"),
+            )
         )
-        # Error path only, with a list of ids: through SQLAlchemy (expanding IN).
-        self.client_ids_taken = select(
-            messages.c.id, messages.c.tenant_id, messages.c.client_message_id
-        ).where(messages.c.client_message_id.in_(bindparam("b_client_ids", expanding=True)))
+        self.client_ids_taken = prepare(
+            select(messages.c.id, messages.c.tenant_id, messages.c.client_message_id).where(
+                one_of(messages.c.client_message_id, "b_client_ids")
+            )
+        )
         self.parts_of = prepare(
             select(message_parts)
             .where(_by(message_parts, "message_id"))
             .order_by(message_parts.c.idx)
         )
+        # Details come back as JSON text: most repeat, and _entry_from decodes each text once.
+        e = message_events.c
+        detail = e.detail.cast(Text).label("detail")
+        events = select(e.message_id, e.sequence, e.at, e.kind, e.status, detail)
         self.events_of = prepare(
-            select(message_events)
-            .where(_by(message_events, "message_id"))
-            .order_by(message_events.c.sequence)
+            events.where(_by(message_events, "message_id")).order_by(message_events.c.sequence)
         )
         self.message_update = prepare(
             update(messages)
@@ -885,9 +910,8 @@ class _Statements:
                 set_={name: upsert.excluded[name] for name in _PART_STATE},
             )
         )
-        # Batches by id (dispatch loads, receipt matching): through SQLAlchemy (expanding IN).
-        ids: BindParameter[Any] = bindparam("b_ids", expanding=True)
-        self.messages_by_ids = select(messages).where(messages.c.id.in_(ids))
+        # Batches by id (dispatch loads, receipt matching).
+        self.messages_by_ids = prepare(select(messages).where(one_of(messages.c.id)))
         # The receipt-timeout sweep walks ix_messages_sent_updated_at.
         self.messages_awaiting = (
             select(messages)
@@ -895,26 +919,28 @@ class _Statements:
             .order_by(messages.c.updated_at, messages.c.id)
             .limit(bindparam("b_limit"))
         )
-        self.parts_of_many = (
+        self.parts_of_many = prepare(
             select(message_parts)
-            .where(message_parts.c.message_id.in_(ids))
+            .where(one_of(message_parts.c.message_id))
             .order_by(message_parts.c.message_id, message_parts.c.idx)
         )
-        self.events_of_many = (
-            select(message_events)
-            .where(message_events.c.message_id.in_(ids))
-            .order_by(message_events.c.message_id, message_events.c.sequence)
+        self.events_of_many = prepare(
+            events.where(one_of(message_events.c.message_id)).order_by(
+                message_events.c.message_id, message_events.c.sequence
+            )
         )
-        self.events_stored_many = (
+        self.events_stored_many = prepare(
             select(message_events.c.message_id, func.count().label("stored"))
-            .where(message_events.c.message_id.in_(ids))
+            .where(one_of(message_events.c.message_id))
             .group_by(message_events.c.message_id)
         )
-        self.parts_by_carrier = select(
-            message_parts.c.message_id, message_parts.c.idx, message_parts.c.carrier_message_id
-        ).where(
-            message_parts.c.route == bindparam("b_route"),
-            message_parts.c.carrier_message_id.in_(bindparam("b_carrier_ids", expanding=True)),
+        self.parts_by_carrier = prepare(
+            select(
+                message_parts.c.message_id, message_parts.c.idx, message_parts.c.carrier_message_id
+            ).where(
+                message_parts.c.route == bindparam("b_route"),
+                one_of(message_parts.c.carrier_message_id, "b_carrier_ids"),
+            )
         )
         self.summaries = prepare(
             select(messages.c.id, messages.c.status, messages.c.price_paise, messages.c.sandbox)
@@ -931,12 +957,12 @@ class _Statements:
             .where(_by(messages, "tenant_id", "phone"), m.created_at >= bindparam("b_since"))
             .group_by(m.category)
         )
-        # The same for a batch's numbers: through SQLAlchemy (expanding IN).
-        self.count_recent_many = (
+        # The same for a batch's numbers.
+        self.count_recent_many = prepare(
             select(m.phone, *recent)
             .where(
                 m.tenant_id == bindparam("b_tenant_id"),
-                m.phone.in_(bindparam("b_phones", expanding=True)),
+                one_of(m.phone, "b_phones"),
                 m.created_at >= bindparam("b_since"),
             )
             .group_by(m.phone, m.category)
@@ -963,8 +989,8 @@ class _Statements:
         t = ledger_transfers.c
         self.transfer_insert = insert_or_skip(ledger_transfers, exclude="seq")
         self.transfer_get = prepare(select(ledger_transfers).where(_by(ledger_transfers, "id")))
-        self.transfers_by_ids = select(ledger_transfers).where(
-            ledger_transfers.c.id.in_(bindparam("b_ids", expanding=True))
+        self.transfers_by_ids = prepare(
+            select(ledger_transfers).where(one_of(ledger_transfers.c.id))
         )
         by_pending = select(ledger_transfers).where(_by(ledger_transfers, "pending_id"))
         self.transfer_by_pending = prepare(by_pending)
@@ -1017,12 +1043,11 @@ class _Statements:
             )
             .values(state="unknown")
         )
-        # Through SQLAlchemy (expanding IN).
-        self.receipts_parked = (
+        self.receipts_parked = prepare(
             select(receipts)
             .where(
                 r.route == bindparam("b_route"),
-                r.carrier_message_id.in_(bindparam("b_carrier_ids", expanding=True)),
+                one_of(r.carrier_message_id, "b_carrier_ids"),
                 r.state == "parked",
             )
             .order_by(r.received_at, r.carrier_message_id, r.outcome)
@@ -1533,10 +1558,17 @@ def _event_row(message_id: str, entry: TimelineEntry) -> dict[str, Any]:
     }
 
 
+# Rows the adapter wrote itself are rebuilt without re-running the domain's
+# validators (``values.trusted``); only the enums are looked up.
+_PART_STATUS: Final = {s.value: s for s in PartStatus}
+_STATUS: Final = {s.value: s for s in Status}
+
+
 def _part_from(row: Any) -> Part:
-    return Part(
+    return trusted(
+        Part,
         index=row.idx,
-        status=row.status,
+        status=_PART_STATUS[row.status],
         carrier_message_id=row.carrier_message_id,
         submitted_at=row.submitted_at,
         final_at=row.final_at,
@@ -1546,13 +1578,31 @@ def _part_from(row: Any) -> Part:
     )
 
 
+#: Timeline details by their JSON text. Most repeat exactly (a route's ``claimed``
+#: and ``sent`` entries), and the decoded value is an immutable tuple, so one
+#: decoded copy serves them all; cleared whole when full.
+_DETAILS: dict[str, tuple[tuple[str, Any], ...]] = {}
+_DETAILS_MAX: Final = 4096
+
+
+def _detail_from(text: str) -> tuple[tuple[str, Any], ...]:
+    detail = _DETAILS.get(text)
+    if detail is None:
+        detail = tuple((key, value) for key, value in json.loads(text))
+        if len(_DETAILS) >= _DETAILS_MAX:
+            _DETAILS.clear()
+        _DETAILS[text] = detail
+    return detail
+
+
 def _entry_from(row: Any) -> TimelineEntry:
-    return TimelineEntry(
+    return trusted(
+        TimelineEntry,
         sequence=row.sequence,
         at=row.at,
         kind=row.kind,
-        status=row.status,
-        detail=tuple((key, value) for key, value in row.detail),
+        status=_STATUS[row.status],
+        detail=_detail_from(row.detail),
     )
 
 
@@ -1562,7 +1612,8 @@ def _message_from(row: Any, parts: Iterable[Any], events: Iterable[Any]) -> Mess
         if row.error_code is None
         else MessageError(row.error_code, row.error_reason, row.error_carrier_code)
     )
-    return Message(
+    return trusted(
+        Message,
         id=row.id,
         tenant_id=row.tenant_id,
         client_message_id=row.client_message_id,
@@ -1575,7 +1626,7 @@ def _message_from(row: Any, parts: Iterable[Any], events: Iterable[Any]) -> Mess
         encoding=row.encoding,
         segments=row.segments,
         parts=tuple(_part_from(p) for p in parts),
-        status=row.status,
+        status=_STATUS[row.status],
         attempts=row.attempts,
         next_attempt_at=row.next_attempt_at,
         expires_at=row.expires_at,
@@ -1587,7 +1638,7 @@ def _message_from(row: Any, parts: Iterable[Any], events: Iterable[Any]) -> Mess
         sandbox=row.sandbox,
         priority=row.priority,
         price_paise=row.price_paise,
-        metadata=row.metadata,
+        metadata=JsonObject(row.metadata),
         timeline=tuple(_entry_from(e) for e in events),
     )
 
@@ -1640,7 +1691,7 @@ class SqlMessageRepository(_Repository):
         if client_ids:
             holders = {
                 (r.tenant_id, r.client_message_id): r.id
-                for r in self._db.run(self._s.client_ids_taken, {"b_client_ids": client_ids})
+                for r in self._db.all(self._s.client_ids_taken, {"b_client_ids": client_ids})
             }
             for m in batch:
                 # Rows this batch inserted hold their own id; any other holder
@@ -1679,7 +1730,7 @@ class SqlMessageRepository(_Repository):
         found: dict[str, tuple[Message, str | None]] = {}
         for start in range(0, len(unique), 500):
             params = {"b_tenant_id": tenant_id, "b_client_ids": unique[start : start + 500]}
-            for hit in self._db.run(self._s.client_ids_of_tenant, params).all():
+            for hit in self._db.all(self._s.client_ids_of_tenant, params):
                 stored = self.find_by_client_id(tenant_id, hit.client_message_id)
                 if stored is not None:
                     found[hit.client_message_id] = stored
@@ -1754,7 +1805,7 @@ class SqlMessageRepository(_Repository):
                 stored[m.id] = int(self._db.scalar(self._s.events_stored, {"b_message_id": m.id}))
         else:
             for chunk in _chunks([m.id for m in batch]):
-                for hit in self._db.run(self._s.events_stored_many, {"b_ids": chunk}):
+                for hit in self._db.all(self._s.events_stored_many, {"b_ids": chunk}):
                     stored[hit.message_id] = int(hit.stored)
         if expected_events:
             for message in batch:
@@ -1794,7 +1845,7 @@ class SqlMessageRepository(_Repository):
         hits: dict[str, tuple[str, int]] = {}
         for chunk in _chunks(sorted(set(carrier_message_ids))):
             params = {"b_route": route, "b_carrier_ids": chunk}
-            for row in self._db.run(self._s.parts_by_carrier, params):
+            for row in self._db.all(self._s.parts_by_carrier, params):
                 hits[row.carrier_message_id] = (row.message_id, row.idx)
         if not hits:
             return {}
@@ -1816,7 +1867,7 @@ class SqlMessageRepository(_Repository):
     def _rows_by_id(self, message_ids: Sequence[str]) -> list[Any]:
         rows: list[Any] = []
         for chunk in _chunks(message_ids):
-            rows.extend(self._db.run(self._s.messages_by_ids, {"b_ids": chunk}))
+            rows.extend(self._db.all(self._s.messages_by_ids, {"b_ids": chunk}))
         return rows
 
     def _assemble(self, rows: Sequence[Any]) -> dict[str, Message]:
@@ -1826,9 +1877,9 @@ class SqlMessageRepository(_Repository):
         parts: dict[str, list[Any]] = {}
         events: dict[str, list[Any]] = {}
         for chunk in _chunks([row.id for row in rows]):
-            for part in self._db.run(self._s.parts_of_many, {"b_ids": chunk}):
+            for part in self._db.all(self._s.parts_of_many, {"b_ids": chunk}):
                 parts.setdefault(part.message_id, []).append(part)
-            for entry in self._db.run(self._s.events_of_many, {"b_ids": chunk}):
+            for entry in self._db.all(self._s.events_of_many, {"b_ids": chunk}):
                 events.setdefault(entry.message_id, []).append(entry)
         return {
             row.id: _message_from(row, parts.get(row.id, ()), events.get(row.id, ()))
@@ -1894,7 +1945,7 @@ class SqlMessageRepository(_Repository):
         found: dict[str, tuple[int, datetime | None]] = {}
         for chunk in _chunks(sorted(set(phones))):
             params = {"b_tenant_id": tenant_id, "b_phones": chunk, "b_since": since}
-            found.update(_tally(self._db.run(self._s.count_recent_many, params), categories))
+            found.update(_tally(self._db.all(self._s.count_recent_many, params), categories))
         return found
 
     def report_rows(
@@ -2138,7 +2189,7 @@ class SqlReceiptRepository(_Repository):
         found: list[StoredReceipt] = []
         for chunk in _chunks(sorted(set(carrier_message_ids))):
             params = {"b_route": route, "b_carrier_ids": chunk}
-            found.extend(_receipt_from(r) for r in self._db.run(self._s.receipts_parked, params))
+            found.extend(_receipt_from(r) for r in self._db.all(self._s.receipts_parked, params))
         return sorted(found, key=lambda r: (r.received_at, r.carrier_message_id, r.outcome))
 
     def resolve(
@@ -2203,10 +2254,14 @@ def _transfer_row(transfer: Transfer) -> dict[str, Any]:
     }
 
 
+_TRANSFER_KINDS: Final = {k.value: k for k in TransferKind}
+
+
 def _transfer_from(row: Any) -> Transfer:
-    return Transfer(
+    return trusted(
+        Transfer,
         id=row.id,
-        kind=row.kind,
+        kind=_TRANSFER_KINDS[row.kind],
         debit_account=row.debit_account,
         credit_account=row.credit_account,
         amount=row.amount,
@@ -2386,7 +2441,7 @@ class SqlLedgerRepository(_Repository):
         """The transfers by id: one query per 500 ids."""
         found: dict[str, Transfer] = {}
         for chunk in _chunks(sorted(set(transfer_ids))):
-            for row in self._db.run(self._s.transfers_by_ids, {"b_ids": chunk}):
+            for row in self._db.all(self._s.transfers_by_ids, {"b_ids": chunk}):
                 found[row.id] = _transfer_from(row)
         return found
 

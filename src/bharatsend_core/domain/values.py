@@ -1,0 +1,109 @@
+"""Cheap building blocks for the hot value objects: enum lookups and validated replacement.
+
+The dispatch and receipt paths rebuild messages, parts and timeline entries
+tens of thousands of times a second. Two stock tools dominate that cost:
+
+- calling an enum class (``Status("sent")``) runs ``EnumMeta.__call__`` and
+  ``Enum.__new__``, about 2 µs; :func:`enum_converter` answers from a dict;
+- ``attrs.evolve`` re-runs ``__init__`` with every converter and validator,
+  about 20 µs for a message. :func:`replace` copies the instance and runs
+  the converters and validators of the *changed* fields only: the unchanged
+  ones were checked when the original was built, and the object is frozen.
+
+:func:`trusted` builds an instance without any check, for storage adapters
+rebuilding values from rows they wrote themselves (every value was validated
+on its way in, and the schema's constraints hold it since).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+__all__ = ["enum_converter", "replace", "trusted"]
+
+E = TypeVar("E", bound=enum.Enum)
+T = TypeVar("T")
+
+
+def enum_converter(cls: type[E]) -> Callable[[Any], E]:
+    """A converter equal to ``cls(value)`` that looks members and values up in a dict first."""
+    table: dict[Any, E] = {}
+    for member in cls:
+        table[member.value] = member
+        table[member] = member
+
+    def convert(value: Any) -> E:
+        try:
+            return table[value]
+        except (KeyError, TypeError):  # unhashable or unknown: let the enum say why
+            return cls(value)
+
+    convert.__name__ = f"to_{cls.__name__}"
+    convert.__doc__ = f"``{cls.__name__}(value)``, from a lookup table."
+    return convert
+
+
+_Plan = tuple[tuple[str, ...], dict[str, tuple[Any, Any, "attrs.Attribute[Any]"]]]
+_PLANS: dict[type, _Plan] = {}
+
+
+def _plan(cls: type) -> _Plan:
+    plan = _PLANS.get(cls)
+    if plan is None:
+        fields = attrs.fields(cls)
+        plan = (
+            tuple(f.name for f in fields),
+            {f.name: (f.converter, f.validator, f) for f in fields},
+        )
+        _PLANS[cls] = plan
+    return plan
+
+
+def replace(instance: T, /, **changes: Any) -> T:
+    """``attrs.evolve(instance, **changes)``, converting and validating only what changes.
+
+    For frozen slotted attrs classes whose validators look at their own field
+    only (a validator that reads another field must be re-run by the caller
+    when that field changes). Unknown names raise ``TypeError`` as ``evolve`` does.
+    """
+    cls = type(instance)
+    names, by_name = _plan(cls)
+    new = object.__new__(cls)
+    setter = object.__setattr__
+    for name in names:
+        setter(new, name, getattr(instance, name))
+    for name, value in changes.items():
+        spec = by_name.get(name)
+        if spec is None:
+            raise TypeError(f"{cls.__name__} has no field {name!r}")
+        converter = spec[0]
+        if converter is not None:
+            value = converter(value)
+        setter(new, name, value)
+    for name in changes:
+        validator = by_name[name][1]
+        if validator is not None:
+            validator(new, by_name[name][2], getattr(new, name))
+    return new
+
+
+def trusted(cls: type[T], /, **values: Any) -> T:
+    """An instance of a frozen slotted attrs class from already-checked values, every field given.
+
+    No converter or validator runs: pass domain-typed values (enums, tuples).
+    A missing or unknown field raises ``TypeError``.
+    """
+    names, by_name = _plan(cls)
+    if len(values) != len(names) or not by_name.keys() >= values.keys():
+        missing = sorted(set(names) - set(values))
+        unknown = sorted(set(values) - set(by_name))
+        raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
+    new = object.__new__(cls)
+    setter = object.__setattr__
+    for name in names:
+        setter(new, name, values[name])
+    return new

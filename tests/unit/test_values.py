@@ -1,0 +1,110 @@
+"""domain.values: the fast enum converter, ``replace`` and ``trusted`` agree with attrs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bharatsend_core.domain.errors import InvalidArgument
+from bharatsend_core.domain.message import (
+    Message,
+    Part,
+    PartStatus,
+    ReceiptOutcome,
+    Status,
+    TimelineEntry,
+)
+from bharatsend_core.domain.values import enum_converter, replace, trusted
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def message(segments: int = 2) -> Message:
+    return Message.accept(
+        id="msg_1",
+        tenant_id="ten_1",
+        phone="+919812345678",
+        content="x" * 10,
+        template_id="1207161234567890123",
+        header="ACMEOT",
+        entity_id="1201159123456789012",
+        category="transactional",
+        encoding="gsm7",
+        segments=segments,
+        now=NOW,
+        validity=timedelta(minutes=10),
+    )
+
+
+@given(st.sampled_from([Status, PartStatus, ReceiptOutcome]), st.data())
+def test_enum_converter_equals_calling_the_enum(cls: type, data: st.DataObject) -> None:
+    convert = enum_converter(cls)
+    member = data.draw(st.sampled_from(list(cls)))
+    assert convert(member.value) is cls(member.value) is member
+    assert convert(member) is member
+
+
+@pytest.mark.parametrize("bad", ["nope", 3, None, ["sent"]])
+def test_enum_converter_refuses_what_the_enum_refuses(bad: object) -> None:
+    with pytest.raises(ValueError, match="is not a valid Status"):
+        enum_converter(Status)(bad)
+
+
+@given(
+    status=st.sampled_from(list(Status)),
+    attempts=st.integers(0, 50),
+    route=st.none() | st.text(min_size=1, max_size=8),
+    possible_duplicate=st.booleans(),
+    minutes=st.integers(0, 100),
+)
+def test_replace_equals_evolve(
+    status: Status, attempts: int, route: str | None, possible_duplicate: bool, minutes: int
+) -> None:
+    original = message()
+    changes = {
+        "status": status.value,  # converted, as evolve converts
+        "attempts": attempts,
+        "route": route,
+        "possible_duplicate": possible_duplicate,
+        "updated_at": NOW + timedelta(minutes=minutes),
+    }
+    fast = replace(original, **changes)
+    assert fast == attrs.evolve(original, **changes)
+    assert fast.status is status
+    assert original.status is Status.ACCEPTED  # the original is untouched
+
+
+def test_replace_validates_the_changed_fields() -> None:
+    original = message()
+    with pytest.raises(InvalidArgument) as naive:
+        replace(original, updated_at=datetime(2026, 1, 1))
+    assert naive.value.field == "updated_at"
+    with pytest.raises(InvalidArgument) as parts:
+        replace(original, parts=(Part(0),))  # segments is 2
+    assert parts.value.field == "parts"
+    with pytest.raises(InvalidArgument):
+        replace(Part(0), index=-1)
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        replace(original, colour="red")
+
+
+def test_trusted_builds_without_checks_but_needs_every_field() -> None:
+    entry = trusted(
+        TimelineEntry, sequence=0, at=NOW, kind="accepted", status=Status.ACCEPTED, detail=()
+    )
+    assert entry == TimelineEntry(0, NOW, "accepted", Status.ACCEPTED)
+    with pytest.raises(TypeError, match="missing \\['detail'\\]"):
+        trusted(TimelineEntry, sequence=0, at=NOW, kind="accepted", status=Status.ACCEPTED)
+    with pytest.raises(TypeError, match="unknown \\['extra'\\]"):
+        trusted(
+            TimelineEntry,
+            sequence=0,
+            at=NOW,
+            kind="accepted",
+            status=Status.ACCEPTED,
+            extra=1,
+        )
