@@ -47,16 +47,34 @@ def enum_converter(cls: type[E]) -> Callable[[Any], E]:
     return convert
 
 
-_Plan = tuple[tuple[str, ...], dict[str, tuple[Any, Any, "attrs.Attribute[Any]"]]]
+_Plan = tuple[
+    Callable[[Any, Any], None],
+    Callable[[Any, Any], None],
+    tuple[str, ...],
+    dict[str, tuple[Any, Any, "attrs.Attribute[Any]"]],
+]
 _PLANS: dict[type, _Plan] = {}
 
 
 def _plan(cls: type) -> _Plan:
+    """Per class: generated ``copy(source, target)`` and ``fill(values, target)`` of every
+    field, the field names, and each field's converter, validator and attribute.
+    """
     plan = _PLANS.get(cls)
     if plan is None:
         fields = attrs.fields(cls)
+        names = tuple(f.name for f in fields)
+        # One straight-line function per class, the way attrs writes __init__:
+        # a loop of getattr/setattr calls costs three times as much.
+        copy = [f"    _set(target, {n!r}, source.{n})" for n in names] or ["    pass"]
+        fill = [f"    _set(target, {n!r}, values[{n!r}])" for n in names] or ["    pass"]
+        namespace: dict[str, Any] = {"_set": object.__setattr__}
+        source = "def copy(source, target):\n{}\ndef fill(values, target):\n{}\n"
+        exec(source.format("\n".join(copy), "\n".join(fill)), namespace)  # noqa: S102
         plan = (
-            tuple(f.name for f in fields),
+            namespace["copy"],
+            namespace["fill"],
+            names,
             {f.name: (f.converter, f.validator, f) for f in fields},
         )
         _PLANS[cls] = plan
@@ -71,23 +89,20 @@ def replace(instance: T, /, **changes: Any) -> T:
     when that field changes). Unknown names raise ``TypeError`` as ``evolve`` does.
     """
     cls = type(instance)
-    names, by_name = _plan(cls)
+    copy, _fill, _names, by_name = _plan(cls)
     new = object.__new__(cls)
+    copy(instance, new)
     setter = object.__setattr__
-    for name in names:
-        setter(new, name, getattr(instance, name))
     for name, value in changes.items():
         spec = by_name.get(name)
         if spec is None:
             raise TypeError(f"{cls.__name__} has no field {name!r}")
         converter = spec[0]
-        if converter is not None:
-            value = converter(value)
-        setter(new, name, value)
+        setter(new, name, value if converter is None else converter(value))
     for name in changes:
-        validator = by_name[name][1]
+        _converter, validator, attribute = by_name[name]
         if validator is not None:
-            validator(new, by_name[name][2], getattr(new, name))
+            validator(new, attribute, getattr(new, name))
     return new
 
 
@@ -97,13 +112,11 @@ def trusted(cls: type[T], /, **values: Any) -> T:
     No converter or validator runs: pass domain-typed values (enums, tuples).
     A missing or unknown field raises ``TypeError``.
     """
-    names, by_name = _plan(cls)
+    _copy, fill, names, by_name = _plan(cls)
     if len(values) != len(names) or not by_name.keys() >= values.keys():
         missing = sorted(set(names) - set(values))
         unknown = sorted(set(values) - set(by_name))
         raise TypeError(f"{cls.__name__}: missing {missing}, unknown {unknown}")
     new = object.__new__(cls)
-    setter = object.__setattr__
-    for name in names:
-        setter(new, name, values[name])
+    fill(values, new)
     return new

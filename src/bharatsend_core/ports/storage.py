@@ -581,7 +581,9 @@ class LedgerRepository(Protocol):
         """The transfers with these ids, keyed by id; unknown ids are absent (few queries)."""
         ...
 
-    def settle_many(self, transfers: Sequence[Transfer]) -> None:
+    def settle_many(
+        self, transfers: Sequence[Transfer], *, known: Mapping[str, Transfer] | None = None
+    ) -> None:
         """Record several new posts, voids and refunds at once (a dispatch or receipt batch).
 
         Each names the stored transfer it settles in ``pending_id``. All or
@@ -589,6 +591,8 @@ class LedgerRepository(Protocol):
         is taken, what it settles is missing or already settled, or the
         amounts do not fit. After an error the unit of work must be rolled
         back. The balance effects run as one guarded update per account.
+        ``known`` may hold stored transfers the caller read already (by id);
+        transfers never change, so those are not read again.
         """
         ...
 

@@ -368,10 +368,11 @@ class Dispatcher:
         except ValueError:
             return []
         operator = None
-        try:
-            operator = parse_phone(message.phone).operator
-        except BharatSendError:
-            operator = None
+        if any(route.operators for route in usable):  # parse only when a filter needs it
+            try:
+                operator = parse_phone(message.phone).operator
+            except BharatSendError:
+                operator = None
         chosen = choose_routes(
             usable,
             category=category,

@@ -48,6 +48,30 @@ class EventHub:
         self._lock = threading.Lock()
         self._status: tuple[StatusListener, ...] = ()
         self._failures: tuple[WebhookFailureListener, ...] = ()
+        self._queued: tuple[Callable[[], None], ...] = ()
+
+    def on_webhooks_queued(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call ``listener`` after a commit that queued webhook deliveries; returns the unsubscribe.
+
+        A worker's delivery loop waits on it, so it takes the database's
+        write lock only when there is something to deliver.
+        """
+        with self._lock:
+            self._queued = (*self._queued, listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._queued = tuple(x for x in self._queued if x is not listener)
+
+        return unsubscribe
+
+    def publish_queued(self) -> None:
+        """Tell the delivery loops that webhook rows were committed."""
+        for listener in self._queued:
+            try:
+                listener()
+            except Exception:
+                _log.exception("a webhook-queued listener failed")
 
     @property
     def wants_status(self) -> bool:

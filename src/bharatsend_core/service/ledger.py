@@ -242,7 +242,7 @@ def settle_messages(
         for message, tenant in messages
         if (t := settlement_for(message, tenant, known, at)) is not None
     ]
-    uow.ledger.settle_many(transfers)
+    uow.ledger.settle_many(transfers, known=known)
     return transfers
 
 

@@ -189,8 +189,6 @@ class ReceiptInbox:
         self.ingested = 0
         self.duplicates = 0
         self.failures = 0
-        #: Called after a batch changed messages (the worker wakes its webhook loop).
-        self.on_applied: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ the sink
 
@@ -405,8 +403,6 @@ class ReceiptInbox:
             ok = True
             self.ingested += result.stored
             self.duplicates += result.duplicates
-            if result.applied and self.on_applied is not None:
-                self.on_applied()
         for _item, done in batch:
             try:
                 done(ok)

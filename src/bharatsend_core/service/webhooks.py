@@ -81,7 +81,12 @@ def record_events(
                     )
     if published and hub is not None:
         uow.after_commit(partial(hub.publish_status, tuple(published)))
-    return uow.webhooks.enqueue(entries) if entries else 0
+    if not entries:
+        return 0
+    queued = uow.webhooks.enqueue(entries)
+    if queued and hub is not None:
+        uow.after_commit(hub.publish_queued)
+    return queued
 
 
 @frozen

@@ -122,10 +122,10 @@ class Worker:
         self.heartbeat_interval = heartbeat_interval
         self._started_at: datetime | None = None
         self.inbox = ReceiptInbox(ctx, park_window=park_window, receipt_wait=receipt_wait)
-        # Set when this process changed messages, so their events go out at once
-        # instead of at the next poll.
+        # Set when this process committed webhook rows, so they go out at once
+        # instead of at the next poll (rows from other processes wait for it).
         self._webhook_kick = threading.Event()
-        self.inbox.on_applied = self._webhook_kick.set
+        self._unsubscribe: Callable[[], None] | None = None
         self._carriers: dict[str, Carrier] = {}
         self._configs: dict[str, RouteConfig] = {}
         self.dispatcher = Dispatcher(ctx, {}, (), owner=self.owner, options=options)
@@ -163,6 +163,7 @@ class Worker:
             (self._heartbeats, "heartbeat"),
         ]
         if self.webhooks is not None:
+            self._unsubscribe = self._ctx.hub.on_webhooks_queued(self._webhook_kick.set)
             loops.append((self._deliver_webhooks, "webhook-loop"))
         for target, name in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -219,6 +220,9 @@ class Worker:
         except BharatSendError as e:
             _log.warning("worker %s: releasing leases failed (%s); they expire", self.owner, e.code)
         self.inbox.stop()
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
         if self.webhooks is not None:
             self.webhooks.close()
         try:
@@ -277,8 +281,6 @@ class Worker:
                 _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
                 self._stopping.wait(self.poll_interval)
                 continue
-            if handled:
-                self._webhook_kick.set()
             if dispatcher.backlog:
                 continue  # a full batch: more is waiting, claim again at once
             # Otherwise sleep until an outcome, new work or the next retry wakes

@@ -104,3 +104,13 @@ def test_failed_webhook_attempts_are_published_with_the_final_one_marked(world: 
     ]
     assert {f.endpoint_id for f in failures} == {endpoint.id}
     assert failures[0].event_type == "sms.accepted"
+
+
+def test_webhooks_queued_is_signalled_only_when_a_commit_queued_deliveries(world: World) -> None:
+    signals: list[None] = []
+    world.bs._ctx.hub.on_webhooks_queued(lambda: signals.append(None))
+    send(world)  # no endpoint yet: nothing queued, the delivery loop is not woken
+    assert signals == []
+    world.bs.add_webhook_endpoint(world.tenant_id, "http://127.0.0.1:9/hooks")
+    send(world, "+919812345670")
+    assert signals == [None]

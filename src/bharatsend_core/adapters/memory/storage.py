@@ -551,7 +551,9 @@ class _Ledger(_Repo):
                 found[transfer_id] = transfer
         return found
 
-    def settle_many(self, transfers: Sequence[Transfer]) -> None:
+    def settle_many(
+        self, transfers: Sequence[Transfer], *, known: Mapping[str, Transfer] | None = None
+    ) -> None:
         for t in transfers:
             if t.kind is TransferKind.RESERVE or t.pending_id is None:
                 raise TransferConflict(f"{t.id} does not settle anything", field="kind")

@@ -1647,10 +1647,31 @@ class SqlMessageRepository(_Repository):
     """Messages: one row each, plus one row per part and per timeline entry.
 
     A batch of N messages is three ``executemany`` calls (messages, parts,
-    timeline) whatever N is.
+    timeline) whatever N is. One repository lives for one unit of work and
+    remembers the parts it last read or wrote per message: ``update`` skips
+    the parts that are still those very objects (``apply`` keeps unchanged
+    parts as they are), so a claim writes no part rows at all.
     """
 
-    __slots__ = ()
+    __slots__ = ("_parts_seen",)
+
+    def __init__(self, db: Session, statements: _Statements) -> None:
+        super().__init__(db, statements)
+        self._parts_seen: dict[str, tuple[Part, ...]] = {}
+
+    def _seen(self, message: Message) -> Message:
+        self._parts_seen[message.id] = message.parts
+        return message
+
+    def _changed_parts(self, message: Message) -> list[dict[str, Any]]:
+        seen = self._parts_seen.get(message.id, ())
+        rows = [
+            _part_row(message.id, p)
+            for i, p in enumerate(message.parts)
+            if i >= len(seen) or seen[i] is not p
+        ]
+        self._parts_seen[message.id] = message.parts
+        return rows
 
     def add(self, message: Message, *, fingerprint: str | None) -> None:
         """Insert message, parts and timeline.
@@ -1739,7 +1760,7 @@ class SqlMessageRepository(_Repository):
     def _load(self, row: Any) -> Message:
         key = {"b_message_id": row.id}
         parts = self._db.all(self._s.parts_of, key)
-        return _message_from(row, parts, self._db.all(self._s.events_of, key))
+        return self._seen(_message_from(row, parts, self._db.all(self._s.events_of, key)))
 
     def update(self, message: Message) -> None:
         """Persist a message after ``apply``: fields, parts, and timeline entries not yet stored.
@@ -1759,8 +1780,9 @@ class SqlMessageRepository(_Repository):
         new = [_event_row(message.id, e) for e in message.timeline if e.sequence >= stored]
         if new:
             self._db.write_many(self._s.event_insert, new)
-        parts = [_part_row(message.id, p) for p in message.parts]
-        self._db.write_many(self._s.part_upsert, parts)
+        parts = self._changed_parts(message)
+        if parts:
+            self._db.write_many(self._s.part_upsert, parts)
 
     def get_many(self, ids: Sequence[tuple[str, str]]) -> Mapping[str, Message]:
         """Messages by (tenant_id, message_id): three queries per 500 ids, whatever the batch.
@@ -1822,7 +1844,7 @@ class SqlMessageRepository(_Repository):
         ]
         if new:
             self._db.write_many(self._s.event_insert, new)
-        parts = [_part_row(m.id, p) for m in batch for p in m.parts]
+        parts = [row for m in batch for row in self._changed_parts(m)]
         if parts:
             self._db.write_many(self._s.part_upsert, parts)
 
@@ -1882,7 +1904,7 @@ class SqlMessageRepository(_Repository):
             for entry in self._db.all(self._s.events_of_many, {"b_ids": chunk}):
                 events.setdefault(entry.message_id, []).append(entry)
         return {
-            row.id: _message_from(row, parts.get(row.id, ()), events.get(row.id, ()))
+            row.id: self._seen(_message_from(row, parts.get(row.id, ()), events.get(row.id, ())))
             for row in rows
         }
 
@@ -2445,8 +2467,11 @@ class SqlLedgerRepository(_Repository):
                 found[row.id] = _transfer_from(row)
         return found
 
-    def settle_many(self, transfers: Sequence[Transfer]) -> None:
-        """Read what they settle in one query, insert all, then one UPDATE per account.
+    def settle_many(
+        self, transfers: Sequence[Transfer], *, known: Mapping[str, Transfer] | None = None
+    ) -> None:
+        """Read what they settle (unless ``known``) in one query, insert all, then one UPDATE
+        per account.
 
         The unique index on ``pending_id`` refuses a second settlement at the
         insert, even against a concurrent transaction.
@@ -2456,7 +2481,9 @@ class SqlLedgerRepository(_Repository):
         for t in transfers:
             if t.kind is TransferKind.RESERVE or t.pending_id is None:
                 raise TransferConflict(f"{t.id} does not settle anything", field="kind")
-        settled = self.get_many([t.pending_id for t in transfers if t.pending_id])
+        known = known or {}
+        wanted = [t.pending_id for t in transfers if t.pending_id and t.pending_id not in known]
+        settled = {**known, **self.get_many(wanted)} if wanted else known
         changes: list[Effect] = []
         for t in transfers:
             target = settled.get(t.pending_id or "")
