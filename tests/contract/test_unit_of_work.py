@@ -203,6 +203,45 @@ def test_an_in_memory_sqlite_database_serves_one_unit_of_work_at_a_time() -> Non
     storage.close()
 
 
+def test_units_of_work_on_one_sqlite_file_take_turns_in_arrival_order(tmp_path: Path) -> None:
+    """In one process they queue on a lock (not in SQLite's busy handler), first come first
+    served, shared by every storage on the file; a nested one in the same thread passes."""
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    first, second = SqlStorage.from_url(url), SqlStorage.from_url(url)
+    first.migrate()
+    order: list[int] = []
+    queued: list[threading.Event] = []
+    threads: list[threading.Thread] = []
+
+    def work(n: int, storage: SqlStorage) -> None:
+        queued[n].set()
+        with storage.unit_of_work() as uow:
+            uow.tenants.add(tenant())
+            order.append(n)
+            uow.commit()
+
+    with first.unit_of_work() as outer:
+        outer.tenants.add(tenant())
+        for n in range(4):
+            queued.append(threading.Event())
+            thread = threading.Thread(target=work, args=(n, second if n % 2 else first))
+            thread.start()
+            threads.append(thread)
+            assert queued[n].wait(5)
+            while thread.is_alive() and len(first._single_connection._waiters) <= n:  # type: ignore[union-attr]
+                threading.Event().wait(0.001)  # until it is queued behind the others
+        with first.unit_of_work() as inner:  # the same thread: let through, not deadlocked
+            assert inner is not outer
+        outer.commit()
+    for thread in threads:
+        thread.join(10)
+    assert order == [0, 1, 2, 3]
+    with second.unit_of_work() as uow:
+        assert len(uow.tenants.list()) == 5
+    first.close()
+    second.close()
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [

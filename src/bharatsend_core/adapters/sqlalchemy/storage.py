@@ -41,6 +41,7 @@ import sqlite3
 import threading
 import uuid
 import zlib
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import UTC, datetime, timedelta
@@ -293,9 +294,14 @@ class SqlStorage:
         self._statements = _Statements(engine.dialect)
         # An in-memory SQLite database lives in one connection: units of work
         # must take turns on it instead of interleaving their transactions.
-        self._single_connection = (
+        self._single_connection: AbstractContextManager[None] | None = (
             _SingleConnectionGate() if isinstance(engine.pool, StaticPool) else None
         )
+        if self._single_connection is None and engine.dialect.name == "sqlite":
+            # A file: this process's units of work queue for the write lock here,
+            # where a waiter wakes the moment it is free, instead of in SQLite's
+            # busy handler, which sleeps 1, 2, 5, 10... ms between tries.
+            self._single_connection = _writer_gate(engine.url.database or "")
         self._signal = DispatchSignal()
         # Our NOTIFY payload: the listener skips its own storage's notifications,
         # which already woke this process at commit.
@@ -524,6 +530,68 @@ class _PgListener:
                 for notification in connection.notifies(timeout=self._TICK):
                     if notification.payload != self._token:
                         self._signal.notify()
+
+
+class _WriterGate:
+    """One unit of work at a time per SQLite file in this process, first come first served;
+    nesting in a thread is let through (the inner one then waits on SQLite's own lock,
+    as before).
+
+    Every SQLite transaction here starts with ``BEGIN IMMEDIATE``, so units of
+    work run one at a time anyway. Queueing them here hands the lock over the
+    moment it is free, and in arrival order, so a request thread's ``send()``
+    is not starved by a worker that commits back to back; in SQLite's busy
+    handler a waiter sleeps 1, 2, 5, 10... ms between tries and whoever tries
+    at the right moment wins. Other processes still meet the busy timeout.
+    """
+
+    def __init__(self) -> None:
+        self._mutex = threading.Lock()
+        self._busy = False
+        self._waiters: deque[threading.Lock] = deque()
+        self._depth = threading.local()
+
+    def __enter__(self) -> None:
+        depth: int = getattr(self._depth, "n", 0)
+        if depth == 0:
+            self._acquire()
+        self._depth.n = depth + 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth.n -= 1
+        if self._depth.n == 0:
+            self._release()
+
+    def _acquire(self) -> None:
+        with self._mutex:
+            if not self._busy:
+                self._busy = True
+                return
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        turn.acquire()  # released by the holder handing over; the gate stays busy
+
+    def _release(self) -> None:
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._busy = False
+
+
+_WRITER_GATES: dict[str, _WriterGate] = {}
+_WRITER_GATES_LOCK = threading.Lock()
+
+
+def _writer_gate(database: str) -> _WriterGate:
+    """The gate of one database file, shared by every storage on it in this process."""
+    key = str(Path(database).resolve())
+    with _WRITER_GATES_LOCK:
+        gate = _WRITER_GATES.get(key)
+        if gate is None:
+            gate = _WRITER_GATES[key] = _WriterGate()
+        return gate
 
 
 class _SingleConnectionGate:
