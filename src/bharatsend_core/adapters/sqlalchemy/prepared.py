@@ -40,7 +40,7 @@ from sqlalchemy.types import TypeEngine
 from bharatsend_core.adapters.sqlalchemy.errors import reraise, translate
 from bharatsend_core.adapters.sqlalchemy.tables import UtcDateTime
 
-__all__ = ["Codecs", "Prepared", "Session", "codecs_for", "json_dumps"]
+__all__ = ["Bulk", "Codecs", "Prepared", "Session", "codecs_for", "encoder_for", "json_dumps"]
 
 Convert = Callable[[Any], Any]
 
@@ -128,6 +128,11 @@ def _encoder(type_: TypeEngine[Any], codecs: Codecs) -> Convert | None:
     return None
 
 
+def encoder_for(type_: TypeEngine[Any], dialect: Dialect) -> Convert | None:
+    """How a value of a schema type goes to this dialect's driver (None: as it is)."""
+    return _encoder(type_, codecs_for(dialect))
+
+
 def _decoder(type_: TypeEngine[Any], codecs: Codecs) -> Convert | None:
     if isinstance(type_, UtcDateTime):
         return codecs.time_out
@@ -136,6 +141,35 @@ def _decoder(type_: TypeEngine[Any], codecs: Codecs) -> Convert | None:
     if isinstance(type_, Boolean):
         return codecs.bool_out
     return None
+
+
+class Bulk:
+    """A batch statement for PostgreSQL that takes one array per parameter (``unnest``).
+
+    ``executemany`` on psycopg sends one query per row (pipelined, but each
+    row is still a separate statement for the server); a statement over
+    ``unnest(%(p0)s::text[], ...)`` writes the whole batch in one. The SQL
+    text does not depend on the batch size, so the server plans it once.
+    ``keys`` name, in order, the row keys the arrays are built from;
+    ``encoders`` convert non-None values (aware datetimes, JSON) first.
+    """
+
+    __slots__ = ("_columns", "sql")
+
+    def __init__(self, sql: str, keys: Sequence[str], encoders: Sequence[Convert | None]) -> None:
+        """Keep the SQL and how to build each array parameter."""
+        self.sql = sql
+        self._columns = tuple(zip(keys, encoders, strict=True))
+
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+        """The arrays for ``rows``, by parameter name ``p0``, ``p1``, ..."""
+        params: dict[str, list[Any]] = {}
+        for i, (key, encode) in enumerate(self._columns):
+            if encode is None:
+                params[f"p{i}"] = [row[key] for row in rows]
+            else:
+                params[f"p{i}"] = [None if (v := row[key]) is None else encode(v) for row in rows]
+        return params
 
 
 class Prepared:
@@ -147,7 +181,17 @@ class Prepared:
     named tuples with the selected (or RETURNING) column names.
     """
 
-    __slots__ = ("_decoders", "_defaults", "_encoders", "_get", "_keys", "_row", "sql", "statement")
+    __slots__ = (
+        "_decoders",
+        "_defaults",
+        "_encoders",
+        "_get",
+        "_keys",
+        "_row",
+        "bulk",
+        "sql",
+        "statement",
+    )
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
         """Compile ``statement``; refuse what cannot run pre-compiled (expanding IN lists)."""
@@ -158,6 +202,8 @@ class Prepared:
             raise ValueError(f"a prepared statement cannot expand parameters: {compiled.string}")
         self.statement = statement
         self.sql = compiled.string
+        #: The same write for a whole batch in one statement (PostgreSQL), if built.
+        self.bulk: Bulk | None = None
         binds = {name: bind for bind, name in compiled.bind_names.items()}
         names = list(compiled.positiontup or ()) if compiled.positional else list(binds)
         # Positional drivers take a sequence in SQL order; named ones a dict.
@@ -261,13 +307,18 @@ class Session:
 
     def write_many(self, prepared: Prepared, rows: Sequence[Mapping[str, Any]]) -> int:
         """Run a DML statement once per row in one driver call; the rows changed in total."""
+        bulk = prepared.bulk if len(rows) > 1 else None
+        sql = prepared.sql if bulk is None else bulk.sql
         if self._echo:
-            _ECHO_LOG.info("%s [prepared, %d rows]", prepared.sql, len(rows))
+            _ECHO_LOG.info("%s [prepared, %d rows]", sql, len(rows))
         try:
             cursor = self._cursor()
-            cursor.executemany(prepared.sql, [prepared.params(row) for row in rows])
+            if bulk is None:
+                cursor.executemany(sql, [prepared.params(row) for row in rows])
+            else:
+                cursor.execute(sql, bulk.params(rows))
         except self._error as e:
-            failure = self._failure(e, prepared.sql)
+            failure = self._failure(e, sql)
             raise failure from failure.__cause__
         count: int = cursor.rowcount
         cursor.close()

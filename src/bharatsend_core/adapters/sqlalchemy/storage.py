@@ -52,7 +52,10 @@ from typing import Any, Final, Self
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     BindParameter,
+    Boolean,
+    Column,
     ColumnElement,
     Connection,
     Dialect,
@@ -82,7 +85,13 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from bharatsend_core.adapters.signal import DispatchSignal, run_callbacks
 from bharatsend_core.adapters.sqlalchemy.errors import reraise
-from bharatsend_core.adapters.sqlalchemy.prepared import Prepared, Session, json_dumps
+from bharatsend_core.adapters.sqlalchemy.prepared import (
+    Bulk,
+    Prepared,
+    Session,
+    encoder_for,
+    json_dumps,
+)
 from bharatsend_core.adapters.sqlalchemy.tables import (
     UtcDateTime,
     api_keys,
@@ -824,6 +833,80 @@ def _by(table: Table, *columns: str) -> ColumnElement[bool]:
     return and_(*(table.c[name] == bindparam(f"b_{name}") for name in columns))
 
 
+def _pg_array(column: Column[Any]) -> tuple[str, str]:
+    """The array type a column's values travel in, and the cast back for each element."""
+    type_ = column.type
+    if isinstance(type_, UtcDateTime):
+        return "timestamptz[]", ""
+    if isinstance(type_, JSON):
+        return "text[]", "::json"
+    if isinstance(type_, Boolean):
+        return "boolean[]", ""
+    if isinstance(type_, BigInteger):
+        return "bigint[]", ""
+    if isinstance(type_, Integer):
+        return "integer[]", ""
+    return "text[]", ""
+
+
+class _BulkBuilder:
+    """PostgreSQL batch statements over ``unnest``: one statement per batch, not per row.
+
+    Each names, in order, the row keys its arrays are built from: a column's
+    name, or ``b_<column>`` for a key in the WHERE clause (as the prepared
+    statements do). Rows keep their order (``WITH ORDINALITY``), so serial
+    columns number them as ``executemany`` would.
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._dialect = dialect
+        self._q = dialect.identifier_preparer.quote
+
+    def _unnest(self, table: Table, keys: Sequence[str]) -> tuple[str, list[str], str]:
+        """(``unnest(...) AS u(...)``, each key's expression, the quoted key list)."""
+        q = self._q
+        arrays, exprs = [], []
+        for i, key in enumerate(keys):
+            array, cast = _pg_array(table.c[key.removeprefix("b_")])
+            arrays.append(f"%(p{i})s::{array}")
+            exprs.append(f"u.{q(key)}{cast}")
+        names = ", ".join(q(k) for k in keys)
+        return f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({names}, _ord)", exprs, names
+
+    def _bulk(self, table: Table, keys: Sequence[str], sql: str) -> Bulk:
+        encoders = [encoder_for(table.c[k.removeprefix("b_")].type, self._dialect) for k in keys]
+        return Bulk(sql, keys, encoders)
+
+    def insert(self, table: Table, keys: Sequence[str], tail: str = "") -> Bulk:
+        """``INSERT ... SELECT`` the rows, in order; ``tail`` adds an ON CONFLICT clause."""
+        source, exprs, names = self._unnest(table, keys)
+        # Identifiers come from our own schema, quoted; every value is bound.
+        sql = (
+            f"INSERT INTO {self._q(table.name)} ({names}) SELECT {', '.join(exprs)}"  # noqa: S608
+            f" FROM {source} ORDER BY u._ord{tail}"
+        )
+        return self._bulk(table, keys, sql)
+
+    def update(self, table: Table, values: Sequence[str], where: Sequence[str]) -> Bulk:
+        """``UPDATE ... FROM`` the rows: set ``values``, matched on ``b_<where>`` keys."""
+        q = self._q
+        keys = [*values, *(f"b_{w}" for w in where)]
+        source, exprs, _names = self._unnest(table, keys)
+        sets = ", ".join(f"{q(v)} = {e}" for v, e in zip(values, exprs, strict=False))
+        match = " AND ".join(f"t.{q(w)} = u.{q('b_' + w)}" for w in where)
+        sql = f"UPDATE {q(table.name)} AS t SET {sets} FROM {source} WHERE {match}"  # noqa: S608
+        return self._bulk(table, keys, sql)
+
+    def delete(self, table: Table, where: Sequence[str]) -> Bulk:
+        """``DELETE ... USING`` the rows, matched on ``b_<where>`` keys."""
+        q = self._q
+        keys = [f"b_{w}" for w in where]
+        source, _exprs, _names = self._unnest(table, keys)
+        match = " AND ".join(f"t.{q(w)} = u.{q('b_' + w)}" for w in where)
+        sql = f"DELETE FROM {q(table.name)} AS t USING {source} WHERE {match}"  # noqa: S608
+        return self._bulk(table, keys, sql)
+
+
 class _Statements:
     """Every fixed statement, compiled once per storage for its dialect (see ``prepared.py``)."""
 
@@ -1260,6 +1343,33 @@ class _Statements:
             .where(_by(webhook_attempts, "event_id", "endpoint_id"))
             .order_by(webhook_attempts.c.number)
         )
+
+        if dialect.name == "postgresql":
+            self._bulk_writes(dialect)
+
+    def _bulk_writes(self, dialect: Dialect) -> None:
+        """Give the batch writes of the hot paths their one-statement form (``Bulk``)."""
+        b = _BulkBuilder(dialect)
+        q = dialect.identifier_preparer.quote
+        skip = " ON CONFLICT DO NOTHING"
+
+        def keys(table: Table, *exclude: str) -> list[str]:
+            return [c.key for c in table.c if c.key not in exclude]
+
+        part_state = ", ".join(f"{q(n)} = EXCLUDED.{q(n)}" for n in _PART_STATE)
+        self.message_insert.bulk = b.insert(messages, keys(messages), skip)
+        self.part_insert.bulk = b.insert(message_parts, keys(message_parts))
+        self.event_insert.bulk = b.insert(message_events, keys(message_events))
+        self.part_upsert.bulk = b.insert(
+            message_parts,
+            keys(message_parts),
+            f" ON CONFLICT ({q('message_id')}, {q('idx')}) DO UPDATE SET {part_state}",
+        )
+        self.message_update.bulk = b.update(messages, _MESSAGE_STATE, ("id", "tenant_id"))
+        self.transfer_insert.bulk = b.insert(ledger_transfers, keys(ledger_transfers, "seq"), skip)
+        self.dispatch_insert.bulk = b.insert(dispatch_queue, keys(dispatch_queue), skip)
+        self.dispatch_ack.bulk = b.delete(dispatch_queue, ("message_id", "owner"))
+        self.outbox_insert.bulk = b.insert(webhook_outbox, keys(webhook_outbox), skip)
 
 
 class _Repository:
