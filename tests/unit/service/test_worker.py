@@ -153,3 +153,20 @@ def test_a_running_worker_beats_and_a_stopped_one_is_forgotten(world: World) -> 
         worker.stop()
     assert world.bs.worker_heartbeats() == []
     assert world.bs.worker_heartbeat_age() is None
+
+
+def test_tune_gc_freezes_startup_objects_and_collects_young_ones_less_often() -> None:
+    import gc
+
+    from bharatsend_core.service.worker import GC_YOUNG_THRESHOLD, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_freeze_count() > 0
+        young, middle, old = gc.get_threshold()
+        assert young == max(before[0], GC_YOUNG_THRESHOLD)
+        assert (middle, old) == before[1:]
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
