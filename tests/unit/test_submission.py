@@ -8,6 +8,7 @@ from typing import Any
 import attrs
 import pytest
 import smpplib.client
+import smpplib.command
 import smpplib.smpp
 from hypothesis import given
 from hypothesis import strategies as st
@@ -364,6 +365,16 @@ def test_values_are_frozen_and_content_stays_out_of_repr() -> None:
 # --------------------------------------------------------------------------- encode_submission
 
 _ASCII = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E))
+# The mandatory one-octet parameters, as smpplib itself defines submit_sm
+# (sm_length is computed from the text, never given).
+_MANDATORY = smpplib.command.SubmitSM.params_order[
+    : smpplib.command.SubmitSM.params_order.index("short_message")
+]
+_SMPPLIB_OCTETS = [
+    name
+    for name in _MANDATORY
+    if smpplib.command.SubmitSM.params[name].type is int and name != "sm_length"
+]
 
 
 def smpplib_bytes(pdu: SubmitPdu, sequence: int) -> bytes:
@@ -378,23 +389,7 @@ def smpplib_bytes(pdu: SubmitPdu, sequence: int) -> bytes:
 
 @given(
     octets=st.fixed_dictionaries(
-        {},
-        optional={
-            name: st.integers(0, 255)
-            for name in (
-                "source_addr_ton",
-                "source_addr_npi",
-                "dest_addr_ton",
-                "dest_addr_npi",
-                "esm_class",
-                "protocol_id",
-                "priority_flag",
-                "registered_delivery",
-                "replace_if_present_flag",
-                "data_coding",
-                "sm_default_msg_id",
-            )
-        },
+        {}, optional={name: st.integers(0, 255) for name in _SMPPLIB_OCTETS}
     ),
     strings=st.fixed_dictionaries(
         {},

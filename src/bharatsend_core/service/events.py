@@ -41,14 +41,59 @@ StatusListener = Callable[[Sequence[WebhookEvent]], None]
 WebhookFailureListener = Callable[[WebhookFailure], None]
 
 
+class _Listeners:
+    """One kind of listener: an immutable tuple swapped under a lock, so publishing
+    iterates a snapshot without locking; a failing listener is logged and skipped.
+    """
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._lock = threading.Lock()
+        self.listeners: tuple[Callable[..., None], ...] = ()
+
+    def add(self, listener: Callable[..., None]) -> Callable[[], None]:
+        with self._lock:
+            self.listeners = (*self.listeners, listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self.listeners = tuple(x for x in self.listeners if x is not listener)
+
+        return unsubscribe
+
+    def call(self, *args: object) -> None:
+        for listener in self.listeners:
+            try:
+                listener(*args)
+            except Exception:
+                _log.exception("a %s listener failed", self._what)
+
+
 class EventHub:
-    """Subscribers to status events and webhook failures (thread-safe)."""
+    """Subscribers to status events, webhook failures and queued webhooks (thread-safe)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._status: tuple[StatusListener, ...] = ()
-        self._failures: tuple[WebhookFailureListener, ...] = ()
-        self._queued: tuple[Callable[[], None], ...] = ()
+        self._status = _Listeners("status")
+        self._failures = _Listeners("webhook failure")
+        self._queued = _Listeners("webhook-queued")
+
+    @property
+    def wants_status(self) -> bool:
+        """Whether anyone listens for status events (skip building them otherwise)."""
+        return bool(self._status.listeners)
+
+    @property
+    def wants_failures(self) -> bool:
+        """Whether anyone listens for webhook failures."""
+        return bool(self._failures.listeners)
+
+    def on_status(self, listener: StatusListener) -> Callable[[], None]:
+        """Call ``listener`` with each committed batch of events; returns the unsubscribe."""
+        return self._status.add(listener)
+
+    def on_webhook_failure(self, listener: WebhookFailureListener) -> Callable[[], None]:
+        """Call ``listener`` for each failed delivery attempt; returns the unsubscribe."""
+        return self._failures.add(listener)
 
     def on_webhooks_queued(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener`` after a commit that queued webhook deliveries; returns the unsubscribe.
@@ -56,67 +101,16 @@ class EventHub:
         A worker's delivery loop waits on it, so it takes the database's
         write lock only when there is something to deliver.
         """
-        with self._lock:
-            self._queued = (*self._queued, listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                self._queued = tuple(x for x in self._queued if x is not listener)
-
-        return unsubscribe
-
-    def publish_queued(self) -> None:
-        """Tell the delivery loops that webhook rows were committed."""
-        for listener in self._queued:
-            try:
-                listener()
-            except Exception:
-                _log.exception("a webhook-queued listener failed")
-
-    @property
-    def wants_status(self) -> bool:
-        """Whether anyone listens for status events (skip building them otherwise)."""
-        return bool(self._status)
-
-    @property
-    def wants_failures(self) -> bool:
-        """Whether anyone listens for webhook failures."""
-        return bool(self._failures)
-
-    def on_status(self, listener: StatusListener) -> Callable[[], None]:
-        """Call ``listener`` with each committed batch of events; returns the unsubscribe."""
-        with self._lock:
-            self._status = (*self._status, listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                self._status = tuple(x for x in self._status if x is not listener)
-
-        return unsubscribe
-
-    def on_webhook_failure(self, listener: WebhookFailureListener) -> Callable[[], None]:
-        """Call ``listener`` for each failed delivery attempt; returns the unsubscribe."""
-        with self._lock:
-            self._failures = (*self._failures, listener)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                self._failures = tuple(x for x in self._failures if x is not listener)
-
-        return unsubscribe
+        return self._queued.add(listener)
 
     def publish_status(self, events: Sequence[WebhookEvent]) -> None:
         """Hand committed events to every status listener."""
-        for listener in self._status:
-            try:
-                listener(events)
-            except Exception:
-                _log.exception("a status listener failed")
+        self._status.call(events)
 
     def publish_failure(self, failure: WebhookFailure) -> None:
         """Hand a failed delivery attempt to every failure listener."""
-        for listener in self._failures:
-            try:
-                listener(failure)
-            except Exception:
-                _log.exception("a webhook failure listener failed")
+        self._failures.call(failure)
+
+    def publish_queued(self) -> None:
+        """Tell the delivery loops that webhook rows were committed."""
+        self._queued.call()
