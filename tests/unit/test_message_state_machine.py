@@ -12,6 +12,7 @@ import copy
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import attrs
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -231,6 +232,13 @@ class MessageLifecycle(RuleBasedStateMachine):
         assert (message.error is not None) == ended_badly
         if message.status in (Status.SUBMITTING, Status.RETRYING, Status.SENT):
             assert message.attempts >= 1
+
+    @invariant()
+    def every_entry_passes_its_own_validators(self) -> None:
+        # apply() builds entries without re-running them (values.trusted).
+        for entry in self.message.timeline:
+            attrs.validate(entry)
+            assert isinstance(entry.status, Status)
 
     @invariant()
     def content_never_leaks(self) -> None:

@@ -40,7 +40,7 @@ import attrs
 from attrs import field, frozen
 
 from bharatsend_core.domain.errors import IllegalTransition, InvalidArgument
-from bharatsend_core.domain.values import enum_converter, replace
+from bharatsend_core.domain.values import enum_converter, replace, trusted
 
 __all__ = [
     "FINAL_STATUSES",
@@ -977,9 +977,13 @@ class _Step:
         )
 
     def record(self, kind: str, **detail: DetailValue) -> None:
+        # Built from values this module checked already (event fields, the
+        # step's own state), so TimelineEntry's validators are not run again;
+        # the state-machine property test re-validates every entry it sees.
         extra = self._skew if not self.entries else ()
         self.entries.append(
-            TimelineEntry(
+            trusted(
+                TimelineEntry,
                 sequence=len(self.message.timeline) + len(self.entries),
                 at=self.at,
                 kind=kind,
