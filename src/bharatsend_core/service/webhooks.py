@@ -56,15 +56,17 @@ def record_events(
     published: list[WebhookEvent] = []
     listening = hub is not None and hub.wants_status
     for message, before in changes:
+        if message.tenant_id not in endpoints:
+            endpoints[message.tenant_id] = [
+                e for e in uow.webhooks.list_endpoints(message.tenant_id) if e.enabled
+            ]
+        if not listening and not endpoints[message.tenant_id]:
+            continue  # nobody to tell: skip building the events
         events = events_from(message, before - 1)
         if not events:
             continue
         if listening:
             published.extend(events)
-        if message.tenant_id not in endpoints:
-            endpoints[message.tenant_id] = [
-                e for e in uow.webhooks.list_endpoints(message.tenant_id) if e.enabled
-            ]
         for event in events:
             for endpoint in endpoints[message.tenant_id]:
                 if wants(endpoint.events, event.type):
