@@ -174,6 +174,38 @@ def test_a_receipt_is_stored_once_per_route_carrier_id_and_outcome(storage: Stor
     assert first in stored
 
 
+def test_add_many_stores_each_key_once_in_order_and_keeps_every_field(storage: Storage) -> None:
+    first = receipt("c1", error_code="000", done_at=at(-5))
+    assert add_receipts(storage, first) == [True]
+    applied = receipt(
+        "c2",
+        outcome=ReceiptOutcome.UNDELIVERED,
+        error_code="011",
+        state="applied",
+        tenant_id="ten_1",
+        message_id="msg_1",
+        part_index=2,
+        done_at=at(3),
+    )
+    batch = [
+        evolve(first, stat="OTHER"),  # stored before: nothing written
+        applied,
+        receipt("c3"),
+        evolve(applied, stat="AGAIN"),  # the same key twice in one batch
+        receipt("c1", route="r2"),
+    ]
+    with storage.unit_of_work() as uow:
+        assert list(uow.receipts.add_many(batch)) == [False, True, True, False, True]
+        assert list(uow.receipts.add_many([])) == []
+        assert list(uow.receipts.add_many([receipt("c4")])) == [True]
+        uow.commit()
+    with storage.unit_of_work() as uow:
+        stored = uow.receipts.list(limit=20)
+    assert len(stored) == 5
+    assert first in stored
+    assert applied in stored  # every field, times, None and part index as given
+
+
 def test_parked_receipts_of_a_route_come_oldest_first(storage: Storage) -> None:
     add_receipts(
         storage,

@@ -510,6 +510,14 @@ class ReceiptRepository(Protocol):
         """
         ...
 
+    def add_many(self, receipts: Sequence[StoredReceipt]) -> Sequence[bool]:
+        """``add`` for a batch, in order, in as few statements as the adapter can.
+
+        One flag per receipt: True when it was stored. A key already stored,
+        or given earlier in the same batch, is False and writes nothing.
+        """
+        ...
+
     def parked(self, route: str, carrier_message_ids: Sequence[str]) -> Sequence[StoredReceipt]:
         """Parked receipts of ``route`` for these carrier ids, oldest first."""
         ...

@@ -233,6 +233,7 @@ class ReceiptInbox:
                 found = uow.messages.find_by_carrier_ids(
                     route, sorted({r.carrier_message_id for r in batch})
                 )
+                matched: list[tuple[StoredReceipt, tuple[Message, int] | None]] = []
                 for receipt in batch:
                     hit = found.get(receipt.carrier_message_id)
                     if hit is not None:
@@ -243,7 +244,10 @@ class ReceiptInbox:
                             message_id=hit[0].id,
                             part_index=hit[1],
                         )
-                    if not uow.receipts.add(receipt):
+                    matched.append((receipt, hit))
+                new = uow.receipts.add_many([receipt for receipt, _ in matched])
+                for (receipt, hit), is_new in zip(matched, new, strict=True):
+                    if not is_new:
                         continue  # a duplicate: stored before, nothing to do
                     stored_count += 1
                     if hit is not None:

@@ -722,6 +722,9 @@ class _Receipts(_Repo):
         self._j.set(self._d.receipts, key, receipt)
         return True
 
+    def add_many(self, receipts: Sequence[StoredReceipt]) -> Sequence[bool]:
+        return [self.add(r) for r in receipts]
+
     def parked(self, route: str, carrier_message_ids: Sequence[str]) -> Sequence[StoredReceipt]:
         wanted = set(carrier_message_ids)
         found = [

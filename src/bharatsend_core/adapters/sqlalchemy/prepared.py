@@ -40,7 +40,16 @@ from sqlalchemy.types import TypeEngine
 from bharatsend_core.adapters.sqlalchemy.errors import reraise, translate
 from bharatsend_core.adapters.sqlalchemy.tables import UtcDateTime
 
-__all__ = ["Bulk", "Codecs", "Prepared", "Session", "codecs_for", "encoder_for", "json_dumps"]
+__all__ = [
+    "Bulk",
+    "Codecs",
+    "JsonBulk",
+    "Prepared",
+    "Session",
+    "codecs_for",
+    "encoder_for",
+    "json_dumps",
+]
 
 Convert = Callable[[Any], Any]
 
@@ -170,6 +179,33 @@ class Bulk:
             else:
                 params[f"p{i}"] = [None if (v := row[key]) is None else encode(v) for row in rows]
         return params
+
+
+class JsonBulk:
+    """A batch statement for SQLite that takes the rows as one JSON array (``json_each``).
+
+    The SQL reads row ``i``'s value ``k`` with ``json_extract(value, '$[k]')``;
+    the single parameter is ``p0``. Values are converted first as ``encoders``
+    say (aware datetimes to SQLite's stored text).
+    """
+
+    __slots__ = ("_columns", "sql")
+
+    def __init__(self, sql: str, keys: Sequence[str], encoders: Sequence[Convert | None]) -> None:
+        """Keep the SQL and how to build each row."""
+        self.sql = sql
+        self._columns = tuple(zip(keys, encoders, strict=True))
+
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+        """The rows as one JSON text, by parameter name ``p0``."""
+        data = []
+        for row in rows:
+            values = []
+            for key, encode in self._columns:
+                value = row[key]
+                values.append(value if encode is None or value is None else encode(value))
+            data.append(values)
+        return {"p0": json_dumps(data)}
 
 
 class Prepared:
@@ -323,6 +359,20 @@ class Session:
         count: int = cursor.rowcount
         cursor.close()
         return count
+
+    def bulk_rows(self, bulk: Bulk | JsonBulk, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        """Run a batch statement with RETURNING over ``rows``; the raw rows it returned."""
+        if self._echo:
+            _ECHO_LOG.info("%s [bulk, %d rows]", bulk.sql, len(rows))
+        try:
+            cursor = self._cursor()
+            cursor.execute(bulk.sql, bulk.params(rows))
+            returned: list[Any] = cursor.fetchall()
+        except self._error as e:
+            failure = self._failure(e, bulk.sql)
+            raise failure from failure.__cause__
+        cursor.close()
+        return returned
 
     def run(
         self,

@@ -87,6 +87,7 @@ from bharatsend_core.adapters.signal import DispatchSignal, run_callbacks
 from bharatsend_core.adapters.sqlalchemy.errors import reraise
 from bharatsend_core.adapters.sqlalchemy.prepared import (
     Bulk,
+    JsonBulk,
     Prepared,
     Session,
     encoder_for,
@@ -1181,6 +1182,26 @@ class _Statements:
         # receipts
         r = receipts.c
         self.receipt_insert = insert_or_skip(receipts)
+        # A batch of receipts in one statement that says which were new.
+        receipt_keys = [c.key for c in receipts.c]
+        stored_keys = " RETURNING route, carrier_message_id, outcome"
+        self.receipt_insert_many: Bulk | JsonBulk
+        if dialect.name == "postgresql":
+            self.receipt_insert_many = _BulkBuilder(dialect).insert(
+                receipts, receipt_keys, " ON CONFLICT DO NOTHING" + stored_keys
+            )
+        else:
+            quote = dialect.identifier_preparer.quote
+            values = ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(receipt_keys)))
+            columns = ", ".join(quote(k) for k in receipt_keys)
+            # SQLite needs the WHERE before ON CONFLICT when an INSERT takes a SELECT.
+            self.receipt_insert_many = JsonBulk(
+                f"INSERT INTO {quote(receipts.name)} ({columns})"  # noqa: S608
+                f" SELECT {values} FROM json_each(:p0) WHERE true"
+                " ON CONFLICT DO NOTHING" + stored_keys,
+                receipt_keys,
+                [encoder_for(receipts.c[k].type, dialect) for k in receipt_keys],
+            )
         self.receipt_resolve = prepare(
             update(receipts)
             .where(_by(receipts, "route", "carrier_message_id", "outcome"))
@@ -2383,6 +2404,23 @@ class SqlReceiptRepository(_Repository):
     def add(self, receipt: StoredReceipt) -> bool:
         """Store a receipt; False (nothing written) when its key exists (``ON CONFLICT``)."""
         return bool(self._db.write(self._s.receipt_insert, _receipt_row(receipt)))
+
+    def add_many(self, receipts: Sequence[StoredReceipt]) -> Sequence[bool]:
+        """One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for the batch.
+
+        What it returns are the keys it stored; within the batch the first
+        receipt with a key is the one stored (the rows go in in order).
+        """
+        if len(receipts) <= 1:
+            return [self.add(r) for r in receipts]
+        rows = [_receipt_row(r) for r in receipts]
+        stored = {tuple(row) for row in self._db.bulk_rows(self._s.receipt_insert_many, rows)}
+        flags = []
+        for receipt in receipts:
+            key = (receipt.route, receipt.carrier_message_id, receipt.outcome.value)
+            flags.append(key in stored)
+            stored.discard(key)
+        return flags
 
     def parked(self, route: str, carrier_message_ids: Sequence[str]) -> Sequence[StoredReceipt]:
         """Parked receipts of ``route`` for these carrier ids, oldest first."""
