@@ -228,7 +228,7 @@ def test_units_of_work_on_one_sqlite_file_take_turns_in_arrival_order(tmp_path: 
             thread.start()
             threads.append(thread)
             assert queued[n].wait(5)
-            while thread.is_alive() and len(first._single_connection._waiters) <= n:  # type: ignore[union-attr]
+            while thread.is_alive() and len(first._turns._waiters) <= n:  # type: ignore[union-attr]
                 threading.Event().wait(0.001)  # until it is queued behind the others
         with first.unit_of_work() as inner:  # the same thread: let through, not deadlocked
             assert inner is not outer

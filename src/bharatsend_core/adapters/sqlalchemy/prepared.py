@@ -22,6 +22,7 @@ Dynamic statements (filters chosen at call time) still go through
 
 from __future__ import annotations
 
+import abc
 import json
 import logging
 from collections import namedtuple
@@ -152,60 +153,64 @@ def _decoder(type_: TypeEngine[Any], codecs: Codecs) -> Convert | None:
     return None
 
 
-class Bulk:
+class _Batch(abc.ABC):
+    """A statement that takes a whole batch of rows at once; subclasses pack the rows.
+
+    ``keys`` name, in order, the row keys the values come from; ``encoders``
+    convert non-None values (aware datetimes, JSON) first.
+    """
+
+    __slots__ = ("_columns", "sql")
+
+    def __init__(self, sql: str, keys: Sequence[str], encoders: Sequence[Convert | None]) -> None:
+        """Keep the SQL and how to take each value from a row."""
+        self.sql = sql
+        self._columns = tuple(zip(keys, encoders, strict=True))
+
+    def _column(
+        self, rows: Sequence[Mapping[str, Any]], key: str, encode: Convert | None
+    ) -> list[Any]:
+        if encode is None:
+            return [row[key] for row in rows]
+        return [None if (v := row[key]) is None else encode(v) for row in rows]
+
+    @abc.abstractmethod
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """The driver's parameters for ``rows``."""
+
+
+class Bulk(_Batch):
     """A batch statement for PostgreSQL that takes one array per parameter (``unnest``).
 
     ``executemany`` on psycopg sends one query per row (pipelined, but each
     row is still a separate statement for the server); a statement over
     ``unnest(%(p0)s::text[], ...)`` writes the whole batch in one. The SQL
     text does not depend on the batch size, so the server plans it once.
-    ``keys`` name, in order, the row keys the arrays are built from;
-    ``encoders`` convert non-None values (aware datetimes, JSON) first.
     """
 
-    __slots__ = ("_columns", "sql")
+    __slots__ = ()
 
-    def __init__(self, sql: str, keys: Sequence[str], encoders: Sequence[Convert | None]) -> None:
-        """Keep the SQL and how to build each array parameter."""
-        self.sql = sql
-        self._columns = tuple(zip(keys, encoders, strict=True))
-
-    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The arrays for ``rows``, by parameter name ``p0``, ``p1``, ..."""
-        params: dict[str, list[Any]] = {}
-        for i, (key, encode) in enumerate(self._columns):
-            if encode is None:
-                params[f"p{i}"] = [row[key] for row in rows]
-            else:
-                params[f"p{i}"] = [None if (v := row[key]) is None else encode(v) for row in rows]
-        return params
+        return {
+            f"p{i}": self._column(rows, key, encode)
+            for i, (key, encode) in enumerate(self._columns)
+        }
 
 
-class JsonBulk:
+class JsonBulk(_Batch):
     """A batch statement for SQLite that takes the rows as one JSON array (``json_each``).
 
     The SQL reads row ``i``'s value ``k`` with ``json_extract(value, '$[k]')``;
-    the single parameter is ``p0``. Values are converted first as ``encoders``
-    say (aware datetimes to SQLite's stored text).
+    the single parameter is ``p0``.
     """
 
-    __slots__ = ("_columns", "sql")
+    __slots__ = ()
 
-    def __init__(self, sql: str, keys: Sequence[str], encoders: Sequence[Convert | None]) -> None:
-        """Keep the SQL and how to build each row."""
-        self.sql = sql
-        self._columns = tuple(zip(keys, encoders, strict=True))
-
-    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         """The rows as one JSON text, by parameter name ``p0``."""
-        data = []
-        for row in rows:
-            values = []
-            for key, encode in self._columns:
-                value = row[key]
-                values.append(value if encode is None or value is None else encode(value))
-            data.append(values)
-        return {"p0": json_dumps(data)}
+        columns = [self._column(rows, key, encode) for key, encode in self._columns]
+        return {"p0": json_dumps([list(row) for row in zip(*columns, strict=True)])}
 
 
 class Prepared:

@@ -304,14 +304,14 @@ class SqlStorage:
         self._statements = _Statements(engine.dialect)
         # An in-memory SQLite database lives in one connection: units of work
         # must take turns on it instead of interleaving their transactions.
-        self._single_connection: AbstractContextManager[None] | None = (
+        self._turns: AbstractContextManager[None] | None = (
             _SingleConnectionGate() if isinstance(engine.pool, StaticPool) else None
         )
-        if self._single_connection is None and engine.dialect.name == "sqlite":
+        if self._turns is None and engine.dialect.name == "sqlite":
             # A file: this process's units of work queue for the write lock here,
             # where a waiter wakes the moment it is free, instead of in SQLite's
             # busy handler, which sleeps 1, 2, 5, 10... ms between tries.
-            self._single_connection = _writer_gate(engine.url.database or "")
+            self._turns = _writer_gate(engine.url.database or "")
         self._signal = DispatchSignal()
         # Our NOTIFY payload: the listener skips its own storage's notifications,
         # which already woke this process at commit.
@@ -462,7 +462,7 @@ class SqlStorage:
         return f"SqlStorage({url!r}, schema={self._schema!r})"
 
     def _gate(self) -> AbstractContextManager[None]:
-        return self._single_connection or nullcontext()
+        return self._turns or nullcontext()
 
 
 def dispatch_channel(schema: str | None) -> str:
