@@ -146,6 +146,34 @@ def test_enqueue_many_queues_every_row(storage: Storage) -> None:
     )
 
 
+def test_a_row_queued_held_is_its_owners_until_the_lease_runs_out(storage: Storage) -> None:
+    tenant_id = new_id("ten")
+    with storage.unit_of_work() as uow:
+        uow.dispatch.enqueue("m1", tenant_id, at(0), 2, owner="w1", lease_expires_at=at(30))
+        uow.dispatch.enqueue_many(
+            [("m2", tenant_id, at(0), 0), ("m3", tenant_id, at(0), 0)],
+            owner="w1",
+            lease_expires_at=at(30),
+        )
+        uow.commit()
+    assert claim(storage, "w2", now=10) == []
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.depth(at(10)) == 3  # due, and held
+        assert uow.dispatch.next_due() == at(30)
+        assert uow.dispatch.extend("m2", "w1", at(60))
+        assert uow.dispatch.ack("m3", "w1")
+        uow.commit()
+    assert claim(storage, "w2", now=30) == ["m1"]
+    assert claim(storage, "w3", now=59) == []
+    assert claim(storage, "w3", now=60) == ["m1", "m2"]  # w2's lease on m1 ended too
+
+
+def test_a_held_row_is_still_queued_once(storage: Storage) -> None:
+    enqueue(storage, ("m1", 0, 0))
+    with pytest.raises(AlreadyExists), storage.unit_of_work() as uow:
+        uow.dispatch.enqueue("m1", "t", at(0), 0, owner="w1", lease_expires_at=at(30))
+
+
 def test_an_uncommitted_claim_is_rolled_back(storage: Storage) -> None:
     enqueue(storage, ("m1", 0, 0))
     with storage.unit_of_work() as uow:
@@ -307,6 +335,17 @@ def test_a_rolled_back_enqueue_wakes_nobody(storage: Storage) -> None:
         uow.rollback()
     with storage.unit_of_work() as uow:
         uow.dispatch.enqueue("m2", new_id("ten"), at(0), 0)  # left without commit
+    thread.join(QUICK)
+    assert result == [False]
+
+
+def test_a_held_enqueue_wakes_nobody(storage: Storage) -> None:
+    """Its owner submits it itself; other workers could not claim it anyway."""
+    thread, result = _waiter(storage, timeout=0.5)
+    with storage.unit_of_work() as uow:
+        uow.dispatch.enqueue("m1", new_id("ten"), at(0), 0, owner="w1", lease_expires_at=at(30))
+        uow.dispatch.enqueue_many([("m2", "t", at(0), 0)], owner="w1", lease_expires_at=at(30))
+        uow.commit()
     thread.join(QUICK)
     assert result == [False]
 

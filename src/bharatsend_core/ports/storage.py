@@ -631,12 +631,33 @@ class LedgerRepository(Protocol):
 class DispatchRepository(Protocol):
     """The dispatch queue: one row per message waiting to be submitted, claimed with leases."""
 
-    def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
-        """Add a row; ``AlreadyExists`` if the message is already queued."""
+    def enqueue(
+        self,
+        message_id: str,
+        tenant_id: str,
+        due_at: datetime,
+        priority: int,
+        *,
+        owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> None:
+        """Add a row; ``AlreadyExists`` if the message is already queued.
+
+        With ``owner`` and ``lease_expires_at`` the row is added already
+        leased (the accept path handing a message straight to this process's
+        worker): nobody else can claim it before the lease runs out, and no
+        dispatch wake-up is sent.
+        """
         ...
 
-    def enqueue_many(self, rows: Iterable[tuple[str, str, datetime, int]]) -> None:
-        """Add several rows (message_id, tenant_id, due_at, priority)."""
+    def enqueue_many(
+        self,
+        rows: Iterable[tuple[str, str, datetime, int]],
+        *,
+        owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> None:
+        """Add several rows (message_id, tenant_id, due_at, priority); held as in ``enqueue``."""
         ...
 
     def claim(

@@ -65,6 +65,7 @@ from bharatsend_core.domain.routing import (
 from bharatsend_core.ports.carrier import Carrier, PartOutcome
 from bharatsend_core.ports.storage import UnitOfWork
 from bharatsend_core.service.context import Context
+from bharatsend_core.service.events import Handed
 from bharatsend_core.service.receipts import apply_receipts, settle_changed
 from bharatsend_core.service.webhooks import record_events
 
@@ -161,6 +162,10 @@ class Dispatcher:
         self._in_flight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self._completed: list[str] = []
+        #: Messages claimed in an accept transaction and committed, to submit (under _lock).
+        self._handed: list[tuple[Message, RouteConfig]] = []
+        #: False stops taking messages from the accept path (the worker is stopping).
+        self.taking_hand_offs = True
         #: Set whenever an outcome arrives or new work may be due.
         self.kick = threading.Event()
         self._next_extend = 0.0
@@ -187,8 +192,12 @@ class Dispatcher:
     # ------------------------------------------------------------------ the loop
 
     def step(self, *, claim: bool = True) -> int:
-        """Record what completed, then claim and submit; how many messages it handled."""
-        handled = self.record_completed()
+        """Submit what the accept path handed over, record what completed, then claim and submit.
+
+        Returns how many messages it handled.
+        """
+        handled = self.submit_handed()
+        handled += self.record_completed()
         if claim:
             room = self.options.max_in_flight - len(self._in_flight)
             if room > 0:
@@ -261,13 +270,66 @@ class Dispatcher:
         return len(starts)
 
     def drain(self, timeout: float) -> None:
-        """Wait up to ``timeout`` seconds for in-flight outcomes and record them."""
+        """Wait up to ``timeout`` seconds for in-flight outcomes and record them.
+
+        Messages the accept path handed over are submitted first: they are
+        committed as ``submitting`` and leased to this worker.
+        """
+        self.taking_hand_offs = False
+        self.submit_handed()
         deadline = self._ctx.clock.monotonic() + timeout
         while self._in_flight and self._ctx.clock.monotonic() < deadline:
             self.kick.wait(0.05)
             self.kick.clear()
+            self.submit_handed()
             self.record_completed()
         self.record_completed()
+
+    # ------------------------------------------------------------------ the accept path's hand-off
+
+    def claim_at_accept(self, message: Message, now: datetime) -> Handed | None:
+        """Claim a message inside the transaction accepting it (any thread); None declines.
+
+        Declines when stopping, when this worker already has ``max_in_flight``
+        messages, or when no ready route serves the message: it is then
+        queued as usual. Nothing here writes or changes state, so a rollback
+        of the accept needs no undo; the message goes out only if the accept
+        commits and calls ``Handed.submit``.
+        """
+        if not self.taking_hand_offs or message.status is not Status.ACCEPTED:
+            return None
+        if now >= message.expires_at:
+            return None
+        with self._lock:
+            if len(self._in_flight) + len(self._handed) >= self.options.max_in_flight:
+                return None
+        route = self._pick(message, exclude=())
+        if route is None:
+            return None
+        claimed = message.apply(Claim(now, route.name))
+        return Handed(
+            claimed,
+            self.owner,
+            now + self.options.lease,
+            partial(self._hand_over, claimed, route),
+        )
+
+    def _hand_over(self, message: Message, route: RouteConfig) -> None:
+        """After the accept committed: queue the message for the loop thread and wake it."""
+        with self._lock:
+            self._handed.append((message, route))
+        self.kick.set()
+
+    def submit_handed(self) -> int:
+        """Submit the messages the accept path claimed and committed; how many."""
+        if not self._handed:
+            return 0
+        with self._lock:
+            handed, self._handed = self._handed, []
+        self.stats.claimed += len(handed)
+        for message, route in handed:
+            self._submit(message, route, [route.name])
+        return len(handed)
 
     def release_all(self) -> int:
         """Give back the leases of messages never recorded (shutdown); they are due now."""
@@ -354,6 +416,7 @@ class Dispatcher:
         return options[0] if options else None
 
     def _failover(self, message: Message, exclude: Iterable[str]) -> list[RouteConfig]:
+        # Also called from request threads (claim_at_accept): read-only, on snapshots.
         excluded = set(exclude)
         usable: list[Route] = []
         for config in self._routes.values():
@@ -379,7 +442,7 @@ class Dispatcher:
             phone_e164=message.phone,
             operator=operator,
             sandbox=message.sandbox,
-            breakers=self._breakers,
+            breakers=dict(self._breakers),
             now=self._ctx.clock.monotonic(),
             pick=self._rng.random(),
         )

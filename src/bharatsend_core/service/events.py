@@ -14,13 +14,22 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 
 from attrs import frozen
 
+from bharatsend_core.domain.message import Message
 from bharatsend_core.domain.webhooks import WebhookEvent
 from bharatsend_core.ports.storage import DeliveryAttempt
 
-__all__ = ["EventHub", "StatusListener", "WebhookFailure", "WebhookFailureListener"]
+__all__ = [
+    "EventHub",
+    "HandOff",
+    "Handed",
+    "StatusListener",
+    "WebhookFailure",
+    "WebhookFailureListener",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -36,6 +45,24 @@ class WebhookFailure:
     attempt: DeliveryAttempt
     final: bool
 
+
+@frozen
+class Handed:
+    """A just-accepted message a dispatcher in this process claimed inside the accept transaction.
+
+    The accept path stores ``message`` (already ``submitting`` on a route)
+    instead of the accepted one, queues its dispatch row leased to ``owner``
+    until ``lease_expires_at``, and calls ``submit`` after the commit.
+    """
+
+    message: Message
+    owner: str
+    lease_expires_at: datetime
+    submit: Callable[[], None]
+
+
+#: Offered each message ``send()`` accepts, inside its transaction; None declines.
+HandOff = Callable[[Message, datetime], Handed | None]
 
 StatusListener = Callable[[Sequence[WebhookEvent]], None]
 WebhookFailureListener = Callable[[WebhookFailure], None]
@@ -76,6 +103,30 @@ class EventHub:
         self._status = _Listeners("status")
         self._failures = _Listeners("webhook failure")
         self._queued = _Listeners("webhook-queued")
+        self._hand_off: HandOff | None = None
+        self._hand_off_lock = threading.Lock()
+
+    @property
+    def hand_off(self) -> HandOff | None:
+        """The running worker's offer for freshly accepted messages, if one is registered."""
+        return self._hand_off
+
+    def set_hand_off(self, hand_off: HandOff) -> Callable[[], None]:
+        """Offer accepted messages to ``hand_off`` (the newest wins); returns its removal.
+
+        A worker registers here so that an OTP accepted in its process is
+        claimed in the accept transaction and submitted right after the
+        commit, with no claim transaction in between.
+        """
+        with self._hand_off_lock:
+            self._hand_off = hand_off
+
+        def remove() -> None:
+            with self._hand_off_lock:
+                if self._hand_off is hand_off:
+                    self._hand_off = None
+
+        return remove
 
     @property
     def wants_status(self) -> bool:

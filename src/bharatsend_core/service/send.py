@@ -3,11 +3,15 @@
 ``send`` parses the number, checks the message against the tenant's DLT
 registry, segments and prices it, then in ONE transaction: looks up the
 client_message_id, reserves the credits, inserts the message with its parts and
-``accepted`` timeline entry, and queues it for dispatch. A request that fails
-validation writes nothing. A repeated client_message_id with the same request
-returns the original message (a replay); with a different request it is an
-``IdempotencyConflict``. Concurrent duplicates are settled by the storage's
-unique constraint: the loser rolls back and answers as a replay.
+``accepted`` timeline entry, and queues it for dispatch. When a worker runs in
+this process (``EventHub.set_hand_off``) it may claim the message in that same
+transaction (``submitting`` on a route, the dispatch row leased to it) and
+submit it the moment the commit returns, with no claim transaction between
+accept and the wire. A request that fails validation writes nothing. A
+repeated client_message_id with the same request returns the original message
+(a replay); with a different request it is an ``IdempotencyConflict``.
+Concurrent duplicates are settled by the storage's unique constraint: the
+loser rolls back and answers as a replay.
 
 The per-number limit (SMS-pumping defence) is checked in the same
 transaction, once the template (so the category) is known and after the
@@ -44,6 +48,7 @@ from bharatsend_core.domain.phone import PhoneNumber, parse_phone
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports import DuplicateClientMessageId, UnitOfWork
 from bharatsend_core.service.context import Context, require_tenant
+from bharatsend_core.service.events import Handed
 from bharatsend_core.service.ledger import reserve_transfer
 from bharatsend_core.service.templates import RegistryCache, TenantRegistry
 from bharatsend_core.service.webhooks import record_events
@@ -195,12 +200,15 @@ class SendService:
                 prepared = self._prepare(tenant, snapshot, request, checked, now, sandbox)
                 message = prepared.message
                 self._check_number_limit(uow, message, now)
-                uow.messages.add(message, fingerprint=prepared.fingerprint)
+                offered = self._hand_off([message], now)
+                stored = _stored(offered[0])
+                uow.messages.add(stored, fingerprint=prepared.fingerprint)
                 if message.price_paise:
                     uow.ledger.record(reserve_transfer(message, now))
-                uow.dispatch.enqueue(message.id, tenant_id, now, message.priority)
-                record_events(uow, [(message, 0)], now, self._ctx.hub)
+                self._queue(uow, offered, now)
+                record_events(uow, [(stored, 0)], now, self._ctx.hub)
                 uow.commit()
+                # The result is the acceptance, whatever the worker did next.
                 return SendResult(message, False, prepared.warnings)
         except DuplicateClientMessageId:
             # A concurrent request with the same id won the unique constraint.
@@ -209,6 +217,37 @@ class SendService:
             if replay is None:  # pragma: no cover - the constraint said it exists
                 raise
             return replay
+
+    def _hand_off(self, messages: list[Message], now: datetime) -> list[Message | Handed]:
+        """Offer the accepted messages to this process's worker (if one runs here).
+
+        For each, the message to store as accepted, or what the worker took:
+        the message claimed (``submitting``), to be queued leased to the
+        worker and submitted by it after the commit (:meth:`_queue`).
+        """
+        hand_off = self._ctx.hub.hand_off
+        if hand_off is None:
+            return list(messages)
+        return [hand_off(m, now) or m for m in messages]
+
+    @staticmethod
+    def _queue(uow: UnitOfWork, offered: Sequence[Message | Handed], now: datetime) -> None:
+        """Queue the dispatch rows: free for any worker, or leased to the one that took them."""
+        free = [m for m in offered if isinstance(m, Message)]
+        if free:
+            uow.dispatch.enqueue_many((m.id, m.tenant_id, now, m.priority) for m in free)
+        held: dict[tuple[str, datetime], list[Handed]] = {}
+        for item in offered:
+            if isinstance(item, Handed):
+                held.setdefault((item.owner, item.lease_expires_at), []).append(item)
+        for (owner, until), taken in held.items():
+            uow.dispatch.enqueue_many(
+                ((h.message.id, h.message.tenant_id, now, h.message.priority) for h in taken),
+                owner=owner,
+                lease_expires_at=until,
+            )
+            for handed in taken:
+                uow.after_commit(handed.submit)
 
     def estimate(self, tenant_id: str, request: SendRequest, *, sandbox: bool = False) -> Estimate:
         """Segments, encoding, price and the DLT verdict of a message, without sending it."""
@@ -321,14 +360,16 @@ class SendService:
             new = self._affordable(uow, tenant_id, new, items)
             if all_or_nothing and any(item is not None and item.error for item in items):
                 return BatchResult(tuple(_abort(items)))
-            uow.messages.add_many([(p.message, p.fingerprint) for _, p in new])
+            offered = self._hand_off([p.message for _, p in new], now)
+            inserted = [_stored(item) for item in offered]
+            uow.messages.add_many(
+                [(m, p.fingerprint) for m, (_, p) in zip(inserted, new, strict=True)]
+            )
             uow.ledger.reserve_many(
                 [reserve_transfer(p.message, now) for _, p in new if p.message.price_paise]
             )
-            uow.dispatch.enqueue_many(
-                (p.message.id, tenant_id, now, p.message.priority) for _, p in new
-            )
-            record_events(uow, [(p.message, 0) for _, p in new], now, self._ctx.hub)
+            self._queue(uow, offered, now)
+            record_events(uow, [(m, 0) for m in inserted], now, self._ctx.hub)
             uow.commit()
         for i, p in new:
             items[i] = BatchItem(i, result=SendResult(p.message, False, p.warnings))
@@ -554,6 +595,11 @@ class SendService:
             metadata=request.metadata,
         )
         return _Prepared(message, checked.fingerprint, verdict.warnings)
+
+
+def _stored(item: Message | Handed) -> Message:
+    """The message to insert: as accepted, or as the worker claimed it."""
+    return item.message if isinstance(item, Handed) else item
 
 
 def _retry_after(oldest: datetime, window: timedelta, now: datetime) -> int:

@@ -10,6 +10,11 @@ SQLite, ``LISTEN/NOTIFY`` on PostgreSQL); retries due later wake it at their
 time; a slow poll covers writes from other processes on SQLite. Route
 changes in the database are picked up every ``reload_interval`` seconds.
 
+While it runs, the worker takes messages accepted in its own process straight
+from the accept transaction (``EventHub.set_hand_off``,
+``Dispatcher.claim_at_accept``): they are committed claimed and submitted right
+after the commit, with no claim transaction in between.
+
 ``stop()`` (SIGTERM/SIGINT in :meth:`Worker.run`) stops claiming, waits for
 in-flight submits, records them, gives back every lease, unbinds and lets
 the inbox store what it received: nothing is lost, nothing is left claimed.
@@ -111,6 +116,7 @@ class Worker:
         on_stop: Callable[[], None] | None = None,
         webhooks: WebhookDeliverer | None = None,
         heartbeat_interval: float = 5.0,
+        hand_off: bool = True,
     ) -> None:
         self._ctx = ctx
         self._factory = carrier_factory
@@ -125,7 +131,12 @@ class Worker:
         # Set when this process committed webhook rows, so they go out at once
         # instead of at the next poll (rows from other processes wait for it).
         self._webhook_kick = threading.Event()
+        #: Set when new dispatch work was signalled (the loop then claims).
+        self._work = threading.Event()
         self._unsubscribe: Callable[[], None] | None = None
+        #: Take OTPs accepted in this process straight from the accept transaction.
+        self.hand_off = hand_off
+        self._remove_hand_off: Callable[[], None] | None = None
         self._carriers: dict[str, Carrier] = {}
         self._configs: dict[str, RouteConfig] = {}
         self.dispatcher = Dispatcher(ctx, {}, (), owner=self.owner, options=options)
@@ -157,6 +168,8 @@ class Worker:
             self._stopping.wait(0.01)
         self._started_at = self._ctx.clock.now()
         self._beat()
+        if self.hand_off:
+            self._remove_hand_off = self._ctx.hub.set_hand_off(self.dispatcher.claim_at_accept)
         loops: list[tuple[Callable[[], None], str]] = [
             (self._supervise, "dispatch-loop"),
             (self._wake, "dispatch-wake"),
@@ -196,6 +209,10 @@ class Worker:
     def stop(self, drain_timeout: float = 10.0) -> None:
         """Drain in-flight submits, record them, give back leases, unbind; idempotent."""
         self._stopping.set()
+        if self._remove_hand_off is not None:
+            self._remove_hand_off()
+            self._remove_hand_off = None
+        self.dispatcher.taking_hand_offs = False
         self.dispatcher.kick.set()
         self._webhook_kick.set()
         self._ctx.storage.wake_dispatch()
@@ -270,12 +287,24 @@ class Worker:
 
     def _loop(self) -> None:
         dispatcher = self.dispatcher
+        clock = self._ctx.clock
+        poll_at = 0.0
         while not self._stopping.is_set():
-            if self._ctx.clock.monotonic() >= self._next_reload:
+            if clock.monotonic() >= self._next_reload:
                 self._reload()
             dispatcher.kick.clear()
+            # Claim when new work was signalled, the last claim came back full,
+            # or the poll is due (retries coming due, writes from other
+            # processes on SQLite). A wake-up by submit outcomes only records
+            # them: an empty claim would hold the write lock for nothing while
+            # a request thread may be waiting to accept.
+            signalled = self._work.is_set()
+            if signalled:
+                # Cleared only when seen: a signal after this is kept for the next turn.
+                self._work.clear()
+            claim = signalled or dispatcher.backlog or clock.monotonic() >= poll_at
             try:
-                handled = dispatcher.step()
+                dispatcher.step(claim=claim)
             except BharatSendError as e:
                 # The database is down: wait a little and try again (leases protect us).
                 _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
@@ -283,10 +312,10 @@ class Worker:
                 continue
             if dispatcher.backlog:
                 continue  # a full batch: more is waiting, claim again at once
-            # Otherwise sleep until an outcome, new work or the next retry wakes
-            # us: claiming again at once would only compete with the I/O threads
-            # writing what was just submitted.
-            dispatcher.kick.wait(min(self.poll_interval, 0.1) if handled else self._idle_wait())
+            if claim:
+                poll_at = clock.monotonic() + self._idle_wait()
+            # Sleep until an outcome, new work or the poll wakes us.
+            dispatcher.kick.wait(max(0.0, poll_at - clock.monotonic()))
 
     def _idle_wait(self) -> float:
         """Until the next retry is due, at most ``poll_interval``."""
@@ -337,6 +366,7 @@ class Worker:
         while not self._stopping.is_set():
             try:
                 if storage.wait_for_dispatch(1.0):
+                    self._work.set()
                     self.dispatcher.kick.set()
             except Exception:  # pragma: no cover - the signal is an optimisation
                 _log.exception("worker %s: dispatch wake-up failed", self.owner)

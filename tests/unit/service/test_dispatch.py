@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from bharatsend_core import BharatSend
 from bharatsend_core.adapters.memory.carrier import MemoryCarrier
+from bharatsend_core.domain.errors import StorageUnavailable
 from bharatsend_core.domain.ledger import Phase, TransferKind, message_transfer_id
 from bharatsend_core.domain.message import FailureReason, Message, ReceiptOutcome, Status
 from bharatsend_core.domain.routing import BreakerState, Connection, Route, RouteConfig
@@ -488,3 +489,135 @@ def test_a_receipt_that_never_comes_expires_the_message_and_frees_its_credits(
     rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.DELIVERED)  # too late: recorded only
     assert rig.message(message_id).status is Status.EXPIRED
     assert rig.bs.reconcile(world.tenant_id).ok
+
+
+# --------------------------------------------------------------------------- hand-off at accept
+
+
+def handing(rig: Rig) -> None:
+    """Let the rig's dispatcher take messages at accept, as a running worker does."""
+    rig.bs._ctx.hub.set_hand_off(rig.dispatcher.claim_at_accept)
+
+
+def test_a_message_taken_at_accept_is_claimed_in_that_transaction_then_sent(
+    world: World,
+) -> None:
+    rig = Rig(world, config("agg1"))
+    handing(rig)
+    message_id = rig.send()
+    stored = rig.message(message_id)
+    # Committed as claimed, before any PDU: the crash-safety rule of the claim.
+    assert stored.status is Status.SUBMITTING
+    assert (stored.route, stored.attempts) == ("agg1", 1)
+    assert rig.kinds(message_id) == ["accepted", "claimed"]
+    assert rig.carriers["agg1"].submits == []
+    # Its dispatch row is leased to the dispatcher that took it: nobody else claims it.
+    other = rig.make_dispatcher("w2", (config("agg1"),))
+    other.step()
+    assert other.stats.claimed == 0
+    rig.dispatcher.step()
+    assert [s.message_id for s in rig.carriers["agg1"].submits] == [message_id]
+    rig.dispatcher.step()
+    sent = rig.message(message_id)
+    assert sent.status is Status.SENT
+    assert rig.kinds(message_id) == ["accepted", "claimed", "part_submitted", "sent"]
+    assert rig.charges(message_id) == {TransferKind.RESERVE: PRICE, TransferKind.POST: PRICE}
+    assert rig.depth() == 0
+    assert rig.dispatcher.stats.claimed == 1
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_a_batch_is_taken_at_accept_too(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    handing(rig)
+    result = rig.bs.send_batch(
+        world.tenant_id,
+        [
+            {"phone_number": f"+91981234567{i}", "content": OTP_TEXT,
+             "dlt_template_id": OTP_TEMPLATE}
+            for i in range(3)
+        ],
+    )  # fmt: skip
+    ids = [item.result.message.id for item in result.items if item.result is not None]
+    assert len(ids) == 3
+    assert {rig.message(i).status for i in ids} == {Status.SUBMITTING}
+    rig.run(2)
+    assert {rig.message(i).status for i in ids} == {Status.SENT}
+    assert rig.depth() == 0
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_the_hand_off_declines_and_the_message_is_queued_as_usual(world: World) -> None:
+    """No ready route, a full worker, or a stopping one: accepted and free for any worker."""
+    rig = Rig(world, config("agg1"), max_in_flight=1)
+    handing(rig)
+    rig.carriers["agg1"].ready = False
+    unrouted = rig.send()
+    assert rig.message(unrouted).status is Status.ACCEPTED
+    rig.carriers["agg1"].ready = True
+    taken, over = rig.send(), rig.send()  # the second finds the worker full
+    assert rig.message(taken).status is Status.SUBMITTING
+    assert rig.message(over).status is Status.ACCEPTED
+    rig.dispatcher.taking_hand_offs = False
+    stopping = rig.send()
+    assert rig.message(stopping).status is Status.ACCEPTED
+    assert rig.depth() == 4
+    for _ in range(12):
+        rig.dispatcher.step()
+    assert {rig.message(i).status for i in (unrouted, taken, over, stopping)} == {Status.SENT}
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_an_accept_that_rolls_back_hands_nothing_over(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    handing(rig)
+    calls: list[str] = []
+    hand_off = rig.dispatcher.claim_at_accept
+
+    def spy(message: Message, now: object) -> object:
+        calls.append(message.id)
+        return hand_off(message, now)  # type: ignore[arg-type]
+
+    rig.bs._ctx.hub.set_hand_off(spy)  # type: ignore[arg-type]
+    rig.send()
+    # An accept whose transaction fails after the hand-off took the message.
+    original = rig.bs.storage.unit_of_work
+
+    class Failing:
+        def __init__(self) -> None:
+            self.inner = original()
+
+        def __enter__(self) -> object:
+            uow = self.inner.__enter__()
+            add = uow.messages.add
+
+            def add_then_fail(message: Message, *, fingerprint: str | None) -> None:
+                add(message, fingerprint=fingerprint)
+                raise StorageUnavailable("the database went away")
+
+            uow.messages.add = add_then_fail  # type: ignore[method-assign]
+            return uow
+
+        def __exit__(self, *exc: object) -> None:
+            self.inner.__exit__(*exc)  # type: ignore[arg-type]
+
+    rig.bs.storage.unit_of_work = Failing  # type: ignore[method-assign]
+    try:
+        with pytest.raises(StorageUnavailable):
+            rig.send(phone_number="+919812345679")
+    finally:
+        rig.bs.storage.unit_of_work = original  # type: ignore[method-assign]
+    assert len(calls) == 2  # it was offered ...
+    rig.run(3)
+    assert len(rig.carriers["agg1"].submits) == 1  # ... but only the committed one went out
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_drain_submits_what_was_handed_over_before_it_stops(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    handing(rig)
+    message_id = rig.send()
+    rig.dispatcher.drain(1.0)
+    assert rig.message(message_id).status is Status.SENT
+    assert not rig.dispatcher.taking_hand_offs
+    assert rig.message(rig.send()).status is Status.ACCEPTED

@@ -83,6 +83,64 @@ def test_an_accepted_message_is_delivered_by_a_running_worker(world: World) -> N
     assert world.bs.reconcile(world.tenant_id).ok
 
 
+def kinds(world: World, message_id: str) -> list[str]:
+    return [e.kind for e in world.bs.get_message(world.tenant_id, message_id).timeline]
+
+
+def test_a_running_worker_takes_messages_in_the_accept_transaction(world: World) -> None:
+    hub = world.bs._ctx.hub
+    factory = Factory()
+    worker = start(world, factory)
+    try:
+        assert hub.hand_off is not None
+        message_id = send(world)
+        # Claimed by the accept itself: no claim transaction before the wire.
+        assert status(world, message_id) in (Status.SUBMITTING, Status.SENT, Status.DELIVERED)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
+        assert kinds(world, message_id)[:2] == ["accepted", "claimed"]
+        assert worker.health().stats.claimed == 1
+    finally:
+        worker.stop()
+    assert hub.hand_off is None  # a stopped worker takes nothing
+    later = send(world)
+    assert status(world, later) is Status.ACCEPTED
+    assert world.bs.reconcile(world.tenant_id).ok
+
+
+def test_without_the_hand_off_the_worker_claims_from_the_queue(world: World) -> None:
+    factory = Factory()
+    worker = start(world, factory, hand_off=False)
+    try:
+        assert world.bs._ctx.hub.hand_off is None
+        message_id = send(world)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
+        assert kinds(world, message_id)[:2] == ["accepted", "claimed"]
+    finally:
+        worker.stop()
+
+
+def test_rows_nobody_signalled_are_claimed_at_the_poll(world: World) -> None:
+    """Another process's accept wakes nobody here (SQLite): the poll finds the row."""
+    factory = Factory()
+    worker = start(world, factory, hand_off=False, poll_interval=0.1)
+    try:
+        world.bs._ctx.hub.set_hand_off(lambda message, now: None)  # not this worker's
+        storage = world.bs.storage
+        wake = storage.wake_dispatch
+        storage.wake_dispatch = lambda: None  # type: ignore[method-assign]
+        signal = storage._signal  # type: ignore[attr-defined]
+        notify = signal.notify
+        signal.notify = lambda: None  # as if the commit happened in another process
+        try:
+            message_id = send(world)
+            until(lambda: status(world, message_id) is Status.DELIVERED, timeout=5)
+        finally:
+            signal.notify = notify
+            storage.wake_dispatch = wake  # type: ignore[method-assign]
+    finally:
+        worker.stop()
+
+
 def test_a_carrier_that_died_is_restarted_at_the_next_reload(world: World) -> None:
     factory = Factory()
     worker = start(world, factory, reload_interval=0.05)

@@ -597,15 +597,36 @@ class _Dispatch(_Repo):
         # Tells the unit of work that rows became claimable: it wakes waiters at commit.
         self._on_work = on_work
 
-    def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
+    def enqueue(
+        self,
+        message_id: str,
+        tenant_id: str,
+        due_at: datetime,
+        priority: int,
+        *,
+        owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> None:
         if message_id in self._d.dispatch:
             raise AlreadyExists(f"message {message_id} is already queued", field="message_id")
-        self._j.set(self._d.dispatch, message_id, _Row(message_id, tenant_id, due_at, priority))
-        self._on_work()
+        held = owner is not None and lease_expires_at is not None
+        row = _Row(message_id, tenant_id, due_at, priority)
+        if held:
+            row = evolve(row, owner=owner, lease_expires_at=lease_expires_at)
+        self._j.set(self._d.dispatch, message_id, row)
+        if not held:
+            self._on_work()
 
-    def enqueue_many(self, rows: Iterable[tuple[str, str, datetime, int]]) -> None:
-        for message_id, tenant_id, due_at, priority in rows:
-            self.enqueue(message_id, tenant_id, due_at, priority)
+    def enqueue_many(
+        self,
+        rows: Iterable[tuple[str, str, datetime, int]],
+        *,
+        owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> None:
+        until = lease_expires_at
+        for message_id, tenant, due_at, priority in rows:
+            self.enqueue(message_id, tenant, due_at, priority, owner=owner, lease_expires_at=until)
 
     def claim(
         self, owner: str, now: datetime, lease: timedelta, limit: int

@@ -84,6 +84,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from bharatsend_core.adapters.signal import DispatchSignal, run_callbacks
+from bharatsend_core.adapters.sqlalchemy.checkpoint import SAFETY_PAGES, WalCheckpointer
 from bharatsend_core.adapters.sqlalchemy.errors import reraise
 from bharatsend_core.adapters.sqlalchemy.prepared import (
     Bulk,
@@ -307,11 +308,14 @@ class SqlStorage:
         self._turns: AbstractContextManager[None] | None = (
             _SingleConnectionGate() if isinstance(engine.pool, StaticPool) else None
         )
+        self._checkpointer: WalCheckpointer | None = None
         if self._turns is None and engine.dialect.name == "sqlite":
             # A file: this process's units of work queue for the write lock here,
             # where a waiter wakes the moment it is free, instead of in SQLite's
             # busy handler, which sleeps 1, 2, 5, 10... ms between tries.
             self._turns = _writer_gate(engine.url.database or "")
+            # And the WAL is checkpointed by a thread, not inside a commit.
+            self._checkpointer = WalCheckpointer(engine.url.database or "", self._turns)
         self._signal = DispatchSignal()
         # Our NOTIFY payload: the listener skips its own storage's notifications,
         # which already woke this process at commit.
@@ -380,6 +384,11 @@ class SqlStorage:
         return self._engine
 
     @property
+    def checkpointer(self) -> WalCheckpointer | None:
+        """The WAL checkpointer of a SQLite file storage (None otherwise)."""
+        return self._checkpointer
+
+    @property
     def schema(self) -> str | None:
         """The PostgreSQL schema this storage lives in (None: the default)."""
         return self._schema
@@ -428,6 +437,8 @@ class SqlStorage:
             listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         self._engine.dispose()
 
     def wait_for_dispatch(self, timeout: float) -> bool:
@@ -648,6 +659,8 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
             # lose the last commits.
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
+            # The storage's checkpointer thread does this (checkpoint.py).
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {SAFETY_PAGES}")
         cursor.execute("PRAGMA foreign_keys = ON")
         cursor.close()
 
@@ -797,6 +810,9 @@ class SqlUnitOfWork:
             reraise(e)
         self._committed.extend(self._pending)
         self._pending.clear()
+        checkpointer = self._storage._checkpointer
+        if checkpointer is not None:
+            checkpointer.committed()
         if self._new_work:
             self._new_work = False
             self._storage._signal.notify()
@@ -2784,20 +2800,43 @@ class SqlDispatchRepository(_Repository):
         super().__init__(db, statements)
         self._on_work = on_work
 
-    def enqueue(self, message_id: str, tenant_id: str, due_at: datetime, priority: int) -> None:
-        """Add a row; ``AlreadyExists`` if the message is already queued."""
-        self.enqueue_many(((message_id, tenant_id, due_at, priority),))
+    def enqueue(
+        self,
+        message_id: str,
+        tenant_id: str,
+        due_at: datetime,
+        priority: int,
+        *,
+        owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> None:
+        """Add a row; ``AlreadyExists`` if the message is already queued.
 
-    def enqueue_many(self, rows: Iterable[tuple[str, str, datetime, int]]) -> None:
+        Held (``owner`` and ``lease_expires_at``): added leased, and no wake-up.
+        """
+        self.enqueue_many(
+            ((message_id, tenant_id, due_at, priority),),
+            owner=owner,
+            lease_expires_at=lease_expires_at,
+        )
+
+    def enqueue_many(
+        self,
+        rows: Iterable[tuple[str, str, datetime, int]],
+        *,
+        owner: str | None = None,
+        lease_expires_at: datetime | None = None,
+    ) -> None:
         """Add several rows in one round trip; ``AlreadyExists`` if one is already queued."""
+        held = owner is not None and lease_expires_at is not None
         values = [
             {
                 "message_id": message_id,
                 "tenant_id": tenant_id,
                 "due_at": due_at,
                 "priority": priority,
-                "owner": None,
-                "lease_expires_at": None,
+                "owner": owner if held else None,
+                "lease_expires_at": lease_expires_at if held else None,
             }
             for message_id, tenant_id, due_at, priority in rows
         ]
@@ -2806,7 +2845,7 @@ class SqlDispatchRepository(_Repository):
                 message_id = values[0]["message_id"]
                 raise AlreadyExists(f"message {message_id} is already queued", field="message_id")
             raise AlreadyExists("a message of this batch is already queued", field="message_id")
-        if values:
+        if values and not held:
             self._on_work()
 
     def claim(
