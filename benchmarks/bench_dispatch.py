@@ -13,7 +13,14 @@ BHARATSEND_TEST_POSTGRES_URL is set) it measures, in the same run:
   short_message, the two DLT TLVs) and keeping up to 10 outstanding by
   reading the responses with ``read_pdu()`` in the same thread.
 
-Run: ``python benchmarks/bench_dispatch.py [--messages N] [--postgres URL] [--profile]``.
+With ``--sim-process`` the simulator runs in a child Python process (as in
+``bench_latency``), the way a real SMSC, and the Jasmin peer figure's loopback
+SMSC, are another process: then neither the worker nor the baseline shares
+its interpreter lock with the simulator's threads. A reader thread here still
+turns one stdout line per submit into a record, on both sides alike.
+
+Run: ``python benchmarks/bench_dispatch.py [--messages N] [--postgres URL] [--profile]
+[--sim-process]``.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import smpplib.smpp
 from _common import (
     PE_ID,
     TEMPLATE,
+    ProcessSimulator,
     accept,
     add_route,
     machine,
@@ -140,7 +148,7 @@ def profile_calls(obj: Any, name: str, profiler: cProfile.Profile) -> None:
 
 
 def worker_run(
-    bs: BharatSend, sim: SmscSimulator, count: int, already: int, profile: bool
+    bs: BharatSend, sim: SmscSimulator | ProcessSimulator, count: int, already: int, profile: bool
 ) -> dict[str, Any]:
     worker = new_worker(bs)
     busy = time_calls(worker.dispatcher, ("step", "record_completed", "claim_and_submit"))
@@ -174,9 +182,13 @@ def worker_run(
     }
 
 
-def bench(name: str, storage: SqlStorage, count: int, profile: bool) -> None:
+def bench(name: str, storage: SqlStorage, count: int, profile: bool, sim_process: bool) -> None:
     bs, tenant_id = setup(storage, credits=10**12)
-    sim = SmscSimulator(receipt_delay=0.05, behaviour=Behaviour(no_receipts=True)).start()
+    sim: SmscSimulator | ProcessSimulator
+    if sim_process:
+        sim = ProcessSimulator(0.05, {"no_receipts": True})
+    else:
+        sim = SmscSimulator(receipt_delay=0.05, behaviour=Behaviour(no_receipts=True)).start()
     try:
         add_route(bs, sim.port, window=WINDOW)
         t0 = time.perf_counter()
@@ -184,8 +196,10 @@ def bench(name: str, storage: SqlStorage, count: int, profile: bool) -> None:
         t_accept = time.perf_counter() - t0
 
         raw_smpplib(sim.port, min(count, 2000))  # warm the simulator and the socket path
+        sim.submits.wait_for(min(count, 2000), 30)
         before = len(sim.submits)
         t_raw = raw_smpplib(sim.port, count)
+        sim.submits.wait_for(before + count, 30)
         already = len(sim.submits)
         assert already - before == count
 
@@ -225,14 +239,17 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--profile", action="store_true", help="cProfile Dispatcher.step")
+    parser.add_argument("--sim-process", action="store_true",
+                        help="run the SMSC simulator in a separate Python process")  # fmt: skip
     args = parser.parse_args()
     # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
     tune_gc()
     print(f"machine: {machine()}")
+    print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
     on_each_database(
         args.postgres,
         "dispatch.db",
-        lambda name, storage: bench(name, storage, args.messages, args.profile),
+        lambda name, storage: bench(name, storage, args.messages, args.profile, args.sim_process),
     )
     return 0
 

@@ -32,22 +32,19 @@ Run: ``python benchmarks/bench_latency.py [--slow N] [--fast N] [--senders K] [-
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, NamedTuple
 
 import smpplib.client
 import smpplib.consts
 
 from _common import (
     TEMPLATE,
+    ProcessSimulator,
     add_route,
     machine,
     new_worker,
@@ -58,7 +55,6 @@ from _common import (
 )
 from bharatsend_core import BharatSend
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
-from bharatsend_core.adapters.smpp.simulator import Recorded
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
 from bharatsend_core.service.worker import tune_gc
 
@@ -139,100 +135,6 @@ def raw_round_trips(port: int, count: int) -> list[float]:
     client.unbind()
     client.disconnect()
     return stamps  # type: ignore[return-value]
-
-
-# The child process of ``--sim-process``: argv[1] is JSON {"receipt_delay", "behaviour"}.
-SIM_SCRIPT = """
-import json, signal, sys, threading
-from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
-
-settings = json.loads(sys.argv[1])
-sim = SmscSimulator(
-    receipt_delay=settings["receipt_delay"], behaviour=Behaviour(**settings["behaviour"])
-).start()
-stop = threading.Event()
-signal.signal(signal.SIGTERM, lambda *_: stop.set())
-print(f"port {sim.port}", flush=True)
-
-
-def stream():
-    sent = 0
-    while True:
-        try:
-            sim.submits.wait_for(sent + 1, 0.1)
-        except TimeoutError:
-            if stop.is_set():
-                return
-            continue
-        lines = []
-        for i in range(sent, len(sim.submits)):
-            s = sim.submits[i]
-            lines.append(f"{s.destination_addr} {s.received_at.isoformat()}\\n")
-        sent += len(lines)
-        sys.stdout.write("".join(lines))
-        sys.stdout.flush()
-
-
-def stdin_closed():
-    sys.stdin.read()
-    stop.set()
-
-
-streamer = threading.Thread(target=stream)
-streamer.start()
-threading.Thread(target=stdin_closed, daemon=True).start()
-while not stop.wait(0.5):
-    pass
-sim.stop()
-streamer.join()
-"""
-
-
-class Seen(NamedTuple):
-    """A submit seen by the out-of-process simulator (as ``ReceivedSubmit``, two fields)."""
-
-    destination_addr: str
-    received_at: datetime
-
-
-class ProcessSimulator:
-    """``SmscSimulator`` in a child process, with ``.port``, ``.submits`` and ``.stop()``."""
-
-    def __init__(self, receipt_delay: float, behaviour: dict[str, Any]) -> None:
-        settings = json.dumps({"receipt_delay": receipt_delay, "behaviour": behaviour})
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SIM_SCRIPT, settings],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        first = self.proc.stdout.readline().split()
-        if len(first) != 2 or first[0] != "port":
-            self.proc.kill()
-            raise RuntimeError(f"simulator process did not start: {first!r}")
-        self.port = int(first[1])
-        self.submits: Recorded[Seen] = Recorded()
-        self._reader = threading.Thread(target=self._read, name="sim-reader", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            to, at = line.split()
-            self.submits.append(Seen(to, datetime.fromisoformat(at)))
-
-    def stop(self) -> None:
-        """Close stdin and SIGTERM the child; wait for it and for the reader."""
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._reader.join(5)
 
 
 def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int) -> None:

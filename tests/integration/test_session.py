@@ -140,6 +140,21 @@ def test_window_caps_unanswered_submits(sim: SmscSimulator, started: list[SmppSe
     assert len(sim.submits.wait_for(25)) == 25
 
 
+def test_a_burst_of_submits_wakes_the_io_thread_once_and_all_go_out(
+    sim: SmscSimulator, started: list[SmppSession]
+) -> None:
+    session = make_session(sim)  # not started: nobody takes the wake-up yet
+    futures = [session.submit(pdu()) for _ in range(50)]
+    futures += session.submit_many([pdu() for _ in range(50)])
+    assert session._wake_r.recv(4096) == b"\0"  # one byte for the hundred
+    session._wake_w.send(b"\0")  # put it back for the I/O thread
+    bound(session, started)
+    assert all(f.result(WAIT).ok for f in futures)
+    assert len(sim.submits.wait_for(100)) == 100
+    # Taken by the I/O thread: the next submit wakes it again at once.
+    assert session.submit(pdu()).result(WAIT).ok
+
+
 def test_throttled_answer_is_classed_and_slows_the_bucket(
     sim: SmscSimulator, started: list[SmppSession]
 ) -> None:
