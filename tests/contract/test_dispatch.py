@@ -104,6 +104,20 @@ def test_extend_keeps_the_row_held_past_the_first_lease(storage: Storage) -> Non
     assert claim(storage, "w2", now=90) == ["m1"]
 
 
+def test_extend_many_extends_the_leases_the_owner_holds_and_counts_them(
+    storage: Storage,
+) -> None:
+    enqueue(storage, ("m1", 0, 0), ("m2", 0, 0), ("m3", 0, 0))
+    assert claim(storage, "w1", now=0, limit=2) == ["m1", "m2"]
+    assert claim(storage, "w2", now=0) == ["m3"]
+    with storage.unit_of_work() as uow:
+        assert uow.dispatch.extend_many(["m1", "m2", "m3", "gone"], "w1", at(100)) == 2
+        assert uow.dispatch.extend_many([], "w1", at(100)) == 0
+        uow.commit()
+    assert claim(storage, "w3", now=99) == ["m3"]  # w2's lease ran out at 30
+    assert claim(storage, "w3", now=100) == ["m1", "m2"]
+
+
 def test_ack_removes_the_row_for_good(storage: Storage) -> None:
     enqueue(storage, ("m1", 0, 0))
     claim(storage, "w1", now=0)

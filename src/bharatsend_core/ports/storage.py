@@ -682,6 +682,10 @@ class DispatchRepository(Protocol):
         """Extend a held lease; False if the owner does not hold it."""
         ...
 
+    def extend_many(self, message_ids: Sequence[str], owner: str, until: datetime) -> int:
+        """``extend`` several held leases in one round trip; how many the owner still held."""
+        ...
+
     def depth(self, now: datetime) -> int:
         """Rows due at ``now`` (held or not): how far behind dispatch is."""
         ...

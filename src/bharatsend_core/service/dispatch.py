@@ -648,8 +648,8 @@ class Dispatcher:
         until = self._ctx.clock.now() + self.options.lease
         ids = list(self._in_flight)
 
-        def run(uow: UnitOfWork) -> list[str]:
-            return [i for i in ids if not uow.dispatch.extend(i, self.owner, until)]
+        def run(uow: UnitOfWork) -> int:
+            return len(ids) - uow.dispatch.extend_many(ids, self.owner, until)
 
         try:
             lost = self._ctx.write(run)
@@ -657,7 +657,7 @@ class Dispatcher:
             _log.warning("dispatch: extending %d leases failed: %s", len(ids), e.code)
             return
         if lost:
-            _log.warning("dispatch: %d leases were lost (another worker may resend)", len(lost))
+            _log.warning("dispatch: %d leases were lost (another worker may resend)", lost)
 
 
 def _done(outcome: PartOutcome) -> Future[PartOutcome]:

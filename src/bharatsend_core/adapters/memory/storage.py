@@ -674,6 +674,9 @@ class _Dispatch(_Repo):
         self._j.set(self._d.dispatch, message_id, evolve(row, lease_expires_at=until))
         return True
 
+    def extend_many(self, message_ids: Sequence[str], owner: str, until: datetime) -> int:
+        return sum(self.extend(message_id, owner, until) for message_id in message_ids)
+
     def depth(self, now: datetime) -> int:
         return sum(1 for r in self._d.dispatch.values() if r.due_at <= now)
 

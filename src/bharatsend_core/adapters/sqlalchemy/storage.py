@@ -885,7 +885,7 @@ class _BulkBuilder:
         arrays, exprs = [], []
         for i, key in enumerate(keys):
             array, cast = _pg_array(table.c[key.removeprefix("b_")])
-            arrays.append(f"%(p{i})s::{array}")
+            arrays.append(f"%(p{i})b::{array}")
             exprs.append(f"u.{q(key)}{cast}")
         names = ", ".join(q(k) for k in keys)
         return f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({names}, _ord)", exprs, names
@@ -1406,6 +1406,9 @@ class _Statements:
         self.transfer_insert.bulk = b.insert(ledger_transfers, keys(ledger_transfers, "seq"), skip)
         self.dispatch_insert.bulk = b.insert(dispatch_queue, keys(dispatch_queue), skip)
         self.dispatch_ack.bulk = b.delete(dispatch_queue, ("message_id", "owner"))
+        self.dispatch_extend.bulk = b.update(
+            dispatch_queue, ("lease_expires_at",), ("message_id", "owner")
+        )
         self.outbox_insert.bulk = b.insert(webhook_outbox, keys(webhook_outbox), skip)
 
 
@@ -2886,6 +2889,20 @@ class SqlDispatchRepository(_Repository):
         """Extend a held lease; False if the owner does not hold it."""
         params = {"b_message_id": message_id, "b_owner": owner, "new_lease_expires_at": until}
         return bool(self._db.write(self._s.dispatch_extend, params))
+
+    def extend_many(self, message_ids: Sequence[str], owner: str, until: datetime) -> int:
+        """``extend`` several held leases in one round trip; how many the owner still held."""
+        params = [
+            # new_: the prepared UPDATE's value; the column name: its batch form's.
+            {
+                "b_message_id": message_id,
+                "b_owner": owner,
+                "new_lease_expires_at": until,
+                "lease_expires_at": until,
+            }
+            for message_id in message_ids
+        ]
+        return int(self._db.write_many(self._s.dispatch_extend, params)) if params else 0
 
     def depth(self, now: datetime) -> int:
         """Rows due at ``now`` (held or not): how far behind dispatch is."""
