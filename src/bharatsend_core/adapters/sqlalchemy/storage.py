@@ -75,6 +75,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    true,
     tuple_,
     update,
 )
@@ -1126,15 +1127,40 @@ class _Statements:
             .group_by(m.category)
         )
         # The same for a batch's numbers.
-        self.count_recent_many = prepare(
-            select(m.phone, *recent)
-            .where(
-                m.tenant_id == bindparam("b_tenant_id"),
-                one_of(m.phone, "b_phones"),
-                m.created_at >= bindparam("b_since"),
+        if dialect.name == "postgresql":
+            # One index range per number (a LATERAL join over the array):
+            # with ``phone = ANY`` the planner may instead walk every recent
+            # message of the tenant and filter, which grows with the window.
+            numbers = (
+                func.unnest(bindparam("b_phones", type_=postgresql.ARRAY(String())))
+                .table_valued("phone")
+                .render_derived(name="numbers")
             )
-            .group_by(m.phone, m.category)
-        )
+            per_number = (
+                select(*recent)
+                .where(
+                    m.tenant_id == bindparam("b_tenant_id"),
+                    m.phone == numbers.c.phone,
+                    m.created_at >= bindparam("b_since"),
+                )
+                .group_by(m.category)
+                .lateral("recent")
+            )
+            self.count_recent_many = prepare(
+                select(numbers.c.phone, *per_number.c).select_from(
+                    numbers.join(per_number, true())
+                )
+            )
+        else:
+            self.count_recent_many = prepare(
+                select(m.phone, *recent)
+                .where(
+                    m.tenant_id == bindparam("b_tenant_id"),
+                    one_of(m.phone, "b_phones"),
+                    m.created_at >= bindparam("b_since"),
+                )
+                .group_by(m.phone, m.category)
+            )
 
         # ledger
         a = ledger_accounts.c
