@@ -1147,9 +1147,7 @@ class _Statements:
                 .lateral("recent")
             )
             self.count_recent_many = prepare(
-                select(numbers.c.phone, *per_number.c).select_from(
-                    numbers.join(per_number, true())
-                )
+                select(numbers.c.phone, *per_number.c).select_from(numbers.join(per_number, true()))
             )
         else:
             self.count_recent_many = prepare(
