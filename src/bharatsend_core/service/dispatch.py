@@ -17,6 +17,10 @@ A :class:`Dispatcher` is one worker's loop. Each step it
 3. hands the claimed messages to their routes' carriers and returns; the
    outcomes arrive on future callbacks, which wake the loop.
 
+A message accepted in the worker's own process may skip step 2: the accept
+transaction offers it to :meth:`Dispatcher.claim_at_accept`, stores it
+claimed, and hands it over after its commit; the next step submits it.
+
 Leases are extended while submits are in flight; a worker that dies simply
 stops extending them and another worker picks the rows up. Nothing here
 reads a wall clock or draws a random number except through the injected
