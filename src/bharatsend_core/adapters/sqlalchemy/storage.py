@@ -1433,6 +1433,9 @@ class _Statements:
         self.dispatch_extend.bulk = b.update(
             dispatch_queue, ("lease_expires_at",), ("message_id", "owner")
         )
+        self.dispatch_release.bulk = b.update(
+            dispatch_queue, ("owner", "lease_expires_at", "due_at"), ("message_id", "owner")
+        )
         self.outbox_insert.bulk = b.insert(webhook_outbox, keys(webhook_outbox), skip)
 
 
@@ -2940,7 +2943,15 @@ class SqlDispatchRepository(_Repository):
     def release_many(self, rows: Sequence[tuple[str, datetime]], owner: str) -> int:
         """``release`` several (message_id, due_at) rows in one round trip; how many were held."""
         params = [
-            {"b_message_id": message_id, "b_owner": owner, "new_due_at": due_at}
+            # new_due_at: the prepared UPDATE's value; the rest: its batch form's.
+            {
+                "b_message_id": message_id,
+                "b_owner": owner,
+                "new_due_at": due_at,
+                "due_at": due_at,
+                "owner": None,
+                "lease_expires_at": None,
+            }
             for message_id, due_at in rows
         ]
         if not params:
