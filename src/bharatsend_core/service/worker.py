@@ -308,6 +308,8 @@ class Worker:
             except BharatSendError as e:
                 # The database is down: wait a little and try again (leases protect us).
                 _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
+                if claim:
+                    poll_at = 0.0  # the claim did not happen: the next turn makes it
                 self._stopping.wait(self.poll_interval)
                 continue
             if dispatcher.backlog:

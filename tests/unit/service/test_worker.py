@@ -124,7 +124,6 @@ def test_rows_nobody_signalled_are_claimed_at_the_poll(world: World) -> None:
     factory = Factory()
     worker = start(world, factory, hand_off=False, poll_interval=0.1)
     try:
-        world.bs._ctx.hub.set_hand_off(lambda message, now: None)  # not this worker's
         storage = world.bs.storage
         wake = storage.wake_dispatch
         storage.wake_dispatch = lambda: None  # type: ignore[method-assign]

@@ -880,19 +880,24 @@ class _BulkBuilder:
         self._dialect = dialect
         self._q = dialect.identifier_preparer.quote
 
+    @staticmethod
+    def _column(key: str) -> str:
+        """The column a row key feeds: ``b_x`` (a WHERE key) and ``new_x`` (a SET value) feed x."""
+        return key.removeprefix("b_").removeprefix("new_")
+
     def _unnest(self, table: Table, keys: Sequence[str]) -> tuple[str, list[str], str]:
         """(``unnest(...) AS u(...)``, each key's expression, the quoted key list)."""
         q = self._q
         arrays, exprs = [], []
         for i, key in enumerate(keys):
-            array, cast = _pg_array(table.c[key.removeprefix("b_")])
+            array, cast = _pg_array(table.c[self._column(key)])
             arrays.append(f"%(p{i})b::{array}")
             exprs.append(f"u.{q(key)}{cast}")
         names = ", ".join(q(k) for k in keys)
         return f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({names}, _ord)", exprs, names
 
     def _bulk(self, table: Table, keys: Sequence[str], sql: str) -> Bulk:
-        encoders = [encoder_for(table.c[k.removeprefix("b_")].type, self._dialect) for k in keys]
+        encoders = [encoder_for(table.c[self._column(k)].type, self._dialect) for k in keys]
         return Bulk(sql, keys, encoders)
 
     def insert(self, table: Table, keys: Sequence[str], tail: str = "") -> Bulk:
@@ -905,14 +910,26 @@ class _BulkBuilder:
         )
         return self._bulk(table, keys, sql)
 
-    def update(self, table: Table, values: Sequence[str], where: Sequence[str]) -> Bulk:
-        """``UPDATE ... FROM`` the rows: set ``values``, matched on ``b_<where>`` keys."""
+    def update(
+        self,
+        table: Table,
+        values: Sequence[str],
+        where: Sequence[str],
+        *,
+        nulls: Sequence[str] = (),
+    ) -> Bulk:
+        """``UPDATE ... FROM`` the rows: set ``values``, matched on ``b_<where>`` keys.
+
+        A value key names its column (``x``, or ``new_x`` as the prepared
+        statement binds it); ``nulls`` are columns set to NULL.
+        """
         q = self._q
         keys = [*values, *(f"b_{w}" for w in where)]
         source, exprs, _names = self._unnest(table, keys)
-        sets = ", ".join(f"{q(v)} = {e}" for v, e in zip(values, exprs, strict=False))
+        sets = [f"{q(self._column(v))} = {e}" for v, e in zip(values, exprs, strict=False)]
+        sets += [f"{q(n)} = NULL" for n in nulls]
         match = " AND ".join(f"t.{q(w)} = u.{q('b_' + w)}" for w in where)
-        sql = f"UPDATE {q(table.name)} AS t SET {sets} FROM {source} WHERE {match}"  # noqa: S608
+        sql = f"UPDATE {q(table.name)} AS t SET {', '.join(sets)} FROM {source} WHERE {match}"  # noqa: S608
         return self._bulk(table, keys, sql)
 
     def delete(self, table: Table, where: Sequence[str]) -> Bulk:
@@ -1430,11 +1447,10 @@ class _Statements:
         self.transfer_insert.bulk = b.insert(ledger_transfers, keys(ledger_transfers, "seq"), skip)
         self.dispatch_insert.bulk = b.insert(dispatch_queue, keys(dispatch_queue), skip)
         self.dispatch_ack.bulk = b.delete(dispatch_queue, ("message_id", "owner"))
-        self.dispatch_extend.bulk = b.update(
-            dispatch_queue, ("lease_expires_at",), ("message_id", "owner")
-        )
+        held = ("message_id", "owner")
+        self.dispatch_extend.bulk = b.update(dispatch_queue, ("new_lease_expires_at",), held)
         self.dispatch_release.bulk = b.update(
-            dispatch_queue, ("owner", "lease_expires_at", "due_at"), ("message_id", "owner")
+            dispatch_queue, ("new_due_at",), held, nulls=("owner", "lease_expires_at")
         )
         self.outbox_insert.bulk = b.insert(webhook_outbox, keys(webhook_outbox), skip)
 
@@ -2920,13 +2936,7 @@ class SqlDispatchRepository(_Repository):
     def extend_many(self, message_ids: Sequence[str], owner: str, until: datetime) -> int:
         """``extend`` several held leases in one round trip; how many the owner still held."""
         params = [
-            # new_: the prepared UPDATE's value; the column name: its batch form's.
-            {
-                "b_message_id": message_id,
-                "b_owner": owner,
-                "new_lease_expires_at": until,
-                "lease_expires_at": until,
-            }
+            {"b_message_id": message_id, "b_owner": owner, "new_lease_expires_at": until}
             for message_id in message_ids
         ]
         return int(self._db.write_many(self._s.dispatch_extend, params)) if params else 0
@@ -2943,15 +2953,7 @@ class SqlDispatchRepository(_Repository):
     def release_many(self, rows: Sequence[tuple[str, datetime]], owner: str) -> int:
         """``release`` several (message_id, due_at) rows in one round trip; how many were held."""
         params = [
-            # new_due_at: the prepared UPDATE's value; the rest: its batch form's.
-            {
-                "b_message_id": message_id,
-                "b_owner": owner,
-                "new_due_at": due_at,
-                "due_at": due_at,
-                "owner": None,
-                "lease_expires_at": None,
-            }
+            {"b_message_id": message_id, "b_owner": owner, "new_due_at": due_at}
             for message_id, due_at in rows
         ]
         if not params:
