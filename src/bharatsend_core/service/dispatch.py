@@ -97,6 +97,11 @@ class DispatchOptions:
     unknown_resend_after: timedelta = timedelta(seconds=1)
     #: Wait before trying again when no route can take a message now.
     no_route_delay: timedelta = timedelta(seconds=1)
+    #: The worker loop records outcomes once this many are waiting ...
+    record_batch: int = 200
+    #: ... or the oldest has waited this long (seconds): one transaction for
+    #: many outcomes, not one per response. Event times are the responses' own.
+    record_linger: float = 0.02
     #: Breaker: this many failures in ``breaker_window`` seconds open a route ...
     breaker_failures: int = 5
     breaker_window: float = 60.0
@@ -127,6 +132,8 @@ class _InFlight:
     tried: list[str] = field(factory=list)
     #: Set when the message could not be put on this route's wire at all.
     wire_error: str | None = None
+    #: When its last part's outcome arrived (the time its events are recorded at).
+    done_at: datetime | None = None
 
 
 @define
@@ -166,6 +173,8 @@ class Dispatcher:
         self._in_flight: dict[str, _InFlight] = {}
         self._lock = threading.Lock()
         self._completed: list[str] = []
+        #: Monotonic time the oldest unrecorded outcome arrived (None: none waiting).
+        self._completed_since: float | None = None
         #: Messages claimed in an accept transaction and committed, to submit (under _lock).
         self._handed: list[tuple[Message, RouteConfig]] = []
         #: False stops taking messages from the accept path (the worker is stopping).
@@ -189,25 +198,44 @@ class Dispatcher:
         """Messages submitted and not yet recorded."""
         return len(self._in_flight)
 
+    @property
+    def has_room(self) -> bool:
+        """True while fewer than ``max_in_flight`` messages are in flight."""
+        return len(self._in_flight) < self.options.max_in_flight
+
     def breaker(self, route: str) -> Breaker | None:
         """The route's breaker (None until it first failed)."""
         return self._breakers.get(route)
 
     # ------------------------------------------------------------------ the loop
 
-    def step(self, *, claim: bool = True) -> int:
+    def step(self, *, claim: bool = True, linger: bool = False) -> int:
         """Submit what the accept path handed over, record what completed, then claim and submit.
 
+        With ``linger`` outcomes are recorded only once :meth:`record_wait`
+        says they are due (the worker loop); otherwise every one waiting is.
         Returns how many messages it handled.
         """
         handled = self.submit_handed()
-        handled += self.record_completed()
+        if not linger or self.record_wait() == 0.0:
+            handled += self.record_completed()
         if claim:
             room = self.options.max_in_flight - len(self._in_flight)
             if room > 0:
                 handled += self.claim_and_submit(min(self.options.batch, room))
         self._extend_leases()
         return handled
+
+    def record_wait(self) -> float | None:
+        """Seconds until the waiting outcomes are due to be recorded; None when none wait."""
+        with self._lock:
+            since = self._completed_since
+            waiting = len(self._completed)
+        if since is None or not waiting:
+            return None
+        if waiting >= self.options.record_batch:
+            return 0.0
+        return max(0.0, since + self.options.record_linger - self._ctx.clock.monotonic())
 
     def record_completed(self) -> int:
         """Record every in-flight message whose parts all have an outcome.
@@ -221,6 +249,7 @@ class Dispatcher:
         with self._lock:
             ids = self._completed
             self._completed = []
+            self._completed_since = None
         done = [self._in_flight[i] for i in dict.fromkeys(ids) if i in self._in_flight]
         if not done:
             return 0
@@ -239,8 +268,7 @@ class Dispatcher:
             if attempt == _UNRECORDED_RETRIES - 1:
                 # Keep them in flight; the next step tries again, and if this
                 # worker dies the leases run out and another resolves them.
-                with self._lock:
-                    self._completed.extend(f.message.id for f in done)
+                self._completed_again([f.message.id for f in done])
                 return 0
         for flight in done:
             self._in_flight.pop(flight.message.id, None)
@@ -248,6 +276,12 @@ class Dispatcher:
         for message, route, tried in result.restarts:
             self._submit(message, route, tried)
         return len(done)
+
+    def _completed_again(self, ids: list[str]) -> None:
+        with self._lock:
+            self._completed.extend(ids)
+            if self._completed_since is None:
+                self._completed_since = self._ctx.clock.monotonic()
 
     def _count(self, result: _Recorded) -> None:
         for route, ok in result.route_results:
@@ -495,15 +529,24 @@ class Dispatcher:
         remaining = [len(flight.futures)]
         lock = threading.Lock()
         message_id = flight.message.id
+        clock = self._ctx.clock
+        batch = self.options.record_batch
 
         def on_done(_future: Future[PartOutcome]) -> None:
             with lock:
                 remaining[0] -= 1
                 last = remaining[0] == 0
             if last:
+                flight.done_at = clock.now()
                 with self._lock:
                     self._completed.append(message_id)
-                self.kick.set()
+                    waiting = len(self._completed)
+                    if waiting == 1:
+                        self._completed_since = clock.monotonic()
+                # The loop needs waking for the first (to time the linger) and
+                # when a batch is full; the rest would only wake it for nothing.
+                if waiting == 1 or waiting == batch:
+                    self.kick.set()
 
         if not flight.futures:
             on_done(_done(PartOutcome(index=0)))
@@ -555,7 +598,7 @@ class Dispatcher:
                 # Another worker took it over after our lease ran out: its record wins.
                 continue
             expected[stored.id] = len(stored.timeline)
-            message, restart = self._outcome(stored, flight, now, result)
+            message, restart = self._outcome(stored, flight, flight.done_at or now, result)
             current[message.id] = message
             if restart is not None:
                 result.restarts.append((message, restart, [*flight.tried, restart.name]))

@@ -304,7 +304,7 @@ class Worker:
                 self._work.clear()
             claim = signalled or dispatcher.backlog or clock.monotonic() >= poll_at
             try:
-                dispatcher.step(claim=claim)
+                dispatcher.step(claim=claim, linger=True)
             except BharatSendError as e:
                 # The database is down: wait a little and try again (leases protect us).
                 _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
@@ -312,12 +312,16 @@ class Worker:
                     poll_at = 0.0  # the claim did not happen: the next turn makes it
                 self._stopping.wait(self.poll_interval)
                 continue
-            if dispatcher.backlog:
+            if dispatcher.backlog and dispatcher.has_room:
                 continue  # a full batch: more is waiting, claim again at once
             if claim:
                 poll_at = clock.monotonic() + self._idle_wait()
-            # Sleep until an outcome, new work or the poll wakes us.
-            dispatcher.kick.wait(max(0.0, poll_at - clock.monotonic()))
+            # Sleep until an outcome, new work, the outcomes' linger or the poll wakes us.
+            wait = poll_at - clock.monotonic()
+            record = dispatcher.record_wait()
+            if record is not None:
+                wait = min(wait, record)
+            dispatcher.kick.wait(max(0.0, wait))
 
     def _idle_wait(self) -> float:
         """Until the next retry is due, at most ``poll_interval``."""

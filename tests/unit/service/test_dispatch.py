@@ -621,3 +621,70 @@ def test_drain_submits_what_was_handed_over_before_it_stops(world: World) -> Non
     assert rig.message(message_id).status is Status.SENT
     assert not rig.dispatcher.taking_hand_offs
     assert rig.message(rig.send()).status is Status.ACCEPTED
+
+
+# --------------------------------------------------------------------------- recording in batches
+
+
+def test_the_loop_records_outcomes_after_a_linger_at_the_times_they_arrived(
+    world: World,
+) -> None:
+    rig = Rig(world, config("agg1"), record_linger=0.5, record_batch=3)
+    dispatcher = rig.dispatcher
+    assert dispatcher.record_wait() is None
+    first, second = rig.send(), rig.send(phone_number="+919812345679")
+    answered_at = rig.clock.now()
+    dispatcher.kick.clear()
+    dispatcher.step(linger=True)  # claims both; the memory carrier answers at once
+    assert len(rig.carriers["agg1"].submits) == 2
+    assert dispatcher.kick.is_set()  # the first outcome wakes the loop to time the linger
+    assert dispatcher.record_wait() == 0.5
+    # Not due yet: nothing is recorded, however often the loop turns.
+    rig.clock.advance(0.3)
+    dispatcher.step(linger=True)
+    assert dispatcher.record_wait() == pytest.approx(0.2)
+    assert rig.message(first).status is Status.SUBMITTING
+    rig.clock.advance(0.2)
+    assert dispatcher.record_wait() == 0.0
+    dispatcher.step(linger=True)
+    assert dispatcher.record_wait() is None
+    for message_id in (first, second):
+        sent = rig.message(message_id)
+        assert sent.status is Status.SENT
+        # Each event carries the time the response came, not the time it was written.
+        kinds = {e.kind: e.at for e in sent.timeline}
+        assert kinds["part_submitted"] == answered_at
+        assert kinds["sent"] == answered_at
+        assert sent.parts[0].submitted_at == answered_at
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
+def test_a_full_record_batch_is_due_at_once_and_wakes_the_loop_only_when_full(
+    world: World,
+) -> None:
+    rig = Rig(world, config("agg1"), record_linger=10.0, record_batch=3)
+    dispatcher = rig.dispatcher
+    ids = [rig.send(phone_number=f"+91981234567{i}") for i in range(3)]
+    wakes: list[bool] = []
+    original = dispatcher.kick.set
+
+    def counting_set() -> None:
+        wakes.append(True)
+        original()
+
+    dispatcher.kick.set = counting_set  # type: ignore[method-assign]
+    dispatcher.step(linger=True)
+    # Three outcomes, two wake-ups: the first (start the linger) and the third (full).
+    assert len(wakes) == 2
+    assert dispatcher.record_wait() == 0.0
+    dispatcher.step(linger=True)
+    assert [rig.message(i).status for i in ids] == [Status.SENT] * 3
+
+
+def test_a_step_without_linger_records_whatever_has_completed(world: World) -> None:
+    rig = Rig(world, config("agg1"), record_linger=10.0)
+    message_id = rig.send()
+    rig.dispatcher.step(linger=True)
+    assert rig.message(message_id).status is Status.SUBMITTING
+    rig.dispatcher.step()
+    assert rig.message(message_id).status is Status.SENT

@@ -14,6 +14,7 @@ from bharatsend_core.adapters.system import SystemClock
 from bharatsend_core.domain.message import Status
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.ports.carrier import Carrier
+from bharatsend_core.service.dispatch import DispatchOptions
 from bharatsend_core.service.worker import Worker
 
 from .world import OTP_TEMPLATE, OTP_TEXT, PEPPER, World, make_world
@@ -117,6 +118,23 @@ def test_without_the_hand_off_the_worker_claims_from_the_queue(world: World) -> 
         assert kinds(world, message_id)[:2] == ["accepted", "claimed"]
     finally:
         worker.stop()
+
+
+def test_outcomes_are_recorded_when_their_linger_ends_without_another_wake_up(
+    world: World,
+) -> None:
+    factory = Factory()
+    # The poll is far away: only the linger's own timeout can record the outcome.
+    options = DispatchOptions(record_linger=0.2, record_batch=100)
+    worker = start(world, factory, poll_interval=30.0, options=options)
+    try:
+        message_id = send(world)
+        until(lambda: len(factory.made[0].submits) == 1)
+        until(lambda: status(world, message_id) is not Status.SUBMITTING, timeout=5.0)
+        assert worker.health().stats.sent == 1
+    finally:
+        worker.stop()
+    assert world.bs.reconcile(world.tenant_id).ok
 
 
 def test_rows_nobody_signalled_are_claimed_at_the_poll(world: World) -> None:
