@@ -131,7 +131,8 @@ def on_each_database(
         drop_schemas(postgres_url, [schema])
 
 
-# The child process of ``--sim-process``: argv[1] is JSON {"receipt_delay", "behaviour"}.
+# The child process of ``--sim-process``: argv[1] is JSON {"receipt_delay", "behaviour",
+# "stream"}; with "stream" false it prints no line per submit.
 SIM_SCRIPT = """
 import json, signal, sys, threading
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
@@ -168,7 +169,7 @@ def stdin_closed():
     stop.set()
 
 
-streamer = threading.Thread(target=stream)
+streamer = threading.Thread(target=stream if settings.get("stream", True) else stop.wait)
 streamer.start()
 threading.Thread(target=stdin_closed, daemon=True).start()
 while not stop.wait(0.5):
@@ -186,10 +187,18 @@ class Seen(NamedTuple):
 
 
 class ProcessSimulator:
-    """``SmscSimulator`` in a child process, with ``.port``, ``.submits`` and ``.stop()``."""
+    """``SmscSimulator`` in a child process, with ``.port``, ``.submits`` and ``.stop()``.
 
-    def __init__(self, receipt_delay: float, behaviour: dict[str, Any]) -> None:
-        settings = json.dumps({"receipt_delay": receipt_delay, "behaviour": behaviour})
+    ``stream=False`` leaves ``.submits`` empty: the child then spends nothing
+    on reporting submits, and neither does this process on reading them.
+    """
+
+    def __init__(
+        self, receipt_delay: float, behaviour: dict[str, Any], *, stream: bool = True
+    ) -> None:
+        settings = json.dumps(
+            {"receipt_delay": receipt_delay, "behaviour": behaviour, "stream": stream}
+        )
         self.proc = subprocess.Popen(
             [sys.executable, "-c", SIM_SCRIPT, settings],
             stdin=subprocess.PIPE,

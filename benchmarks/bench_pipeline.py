@@ -10,7 +10,13 @@ during the window, per second, counted in the database), the backlog at the
 end of the window (accepted, not yet final), and the time to drain it. The
 run ends with ``reconcile()``.
 
-Run: ``python benchmarks/bench_pipeline.py [--rate R] [--seconds S] [--postgres URL]``.
+By default the simulator runs in this process, so its session and receipt
+threads take the interpreter lock from the worker's. With ``--sim-process``
+it runs in a child Python process, as a real SMSC (and the Jasmin peer
+figure's loopback SMSC) is another process.
+
+Run: ``python benchmarks/bench_pipeline.py [--rate R] [--seconds S] [--postgres URL]
+[--sim-process]``.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 import sqlalchemy as sa
 
 from _common import (
+    ProcessSimulator,
     add_route,
     machine,
     new_worker,
@@ -44,9 +51,15 @@ def counts(engine: sa.Engine) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in rows}
 
 
-def bench(name: str, storage: SqlStorage, rate: float, seconds: float) -> None:
+def bench(
+    name: str, storage: SqlStorage, rate: float, seconds: float, sim_process: bool
+) -> None:
     bs, tenant_id = setup(storage, credits=10**12)
-    sim = SmscSimulator(receipt_delay=0.05, record_limit=1000).start()
+    sim: SmscSimulator | ProcessSimulator
+    if sim_process:
+        sim = ProcessSimulator(0.05, {}, stream=False)
+    else:
+        sim = SmscSimulator(receipt_delay=0.05, record_limit=1000).start()
     worker = None
     try:
         add_route(bs, sim.port)
@@ -109,14 +122,17 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
+    parser.add_argument("--sim-process", action="store_true",
+                        help="run the SMSC simulator in a separate Python process")  # fmt: skip
     args = parser.parse_args()
     # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
     tune_gc()
     print(f"machine: {machine()}")
+    print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
     on_each_database(
         args.postgres,
         "pipeline.db",
-        lambda name, storage: bench(name, storage, args.rate, args.seconds),
+        lambda name, storage: bench(name, storage, args.rate, args.seconds, args.sim_process),
     )
     return 0
 

@@ -14,7 +14,6 @@ adapter (over TCP to the simulator) and the in-memory one.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from datetime import datetime
 from typing import Literal, Protocol
 
@@ -23,6 +22,7 @@ from attrs import frozen
 from bharatsend_core.domain.message import Message
 from bharatsend_core.domain.receipts import Receipt
 from bharatsend_core.domain.routing import StatusClass
+from bharatsend_core.futures import Future
 
 __all__ = [
     "Carrier",

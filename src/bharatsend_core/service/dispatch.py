@@ -33,7 +33,6 @@ import logging
 import random
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -66,6 +65,8 @@ from bharatsend_core.domain.routing import (
     after_failure,
     choose_routes,
 )
+from bharatsend_core.futures import Future
+from bharatsend_core.futures import done as _done
 from bharatsend_core.ports.carrier import Carrier, PartOutcome
 from bharatsend_core.ports.storage import UnitOfWork
 from bharatsend_core.service.context import Context
@@ -705,12 +706,6 @@ class Dispatcher:
             return
         if lost:
             _log.warning("dispatch: %d leases were lost (another worker may resend)", lost)
-
-
-def _done(outcome: PartOutcome) -> Future[PartOutcome]:
-    future: Future[PartOutcome] = Future()
-    future.set_result(outcome)
-    return future
 
 
 def _carrier_ids(messages: Iterable[Message]) -> dict[str, list[str]]:

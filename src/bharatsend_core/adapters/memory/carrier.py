@@ -14,7 +14,6 @@ import queue
 import threading
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future
 from datetime import datetime
 from typing import Literal
 
@@ -24,6 +23,7 @@ from bharatsend_core.domain.errors import CarrierUnavailable
 from bharatsend_core.domain.message import Message, ReceiptOutcome
 from bharatsend_core.domain.receipts import Receipt
 from bharatsend_core.domain.routing import StatusClass
+from bharatsend_core.futures import Future
 from bharatsend_core.ports.carrier import (
     CarrierHealth,
     CarrierReceipt,

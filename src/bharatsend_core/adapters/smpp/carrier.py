@@ -17,7 +17,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +27,7 @@ from bharatsend_core.domain.errors import CarrierUnavailable, ReceiptParseError
 from bharatsend_core.domain.message import Message
 from bharatsend_core.domain.receipts import IdMode, dedup_key, normalise_message_id, parse_receipt
 from bharatsend_core.domain.routing import RouteConfig, StatusClass, TokenBucket, classify_status
+from bharatsend_core.futures import Future
 from bharatsend_core.ports.carrier import (
     CarrierHealth,
     CarrierReceipt,

@@ -41,7 +41,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future, InvalidStateError
+from concurrent.futures import InvalidStateError
 from typing import Any, Literal, TypeAlias
 
 import smpplib.client
@@ -77,6 +77,7 @@ from bharatsend_core.adapters.smpp.pdu import (
 )
 from bharatsend_core.adapters.smpp.submission import SubmitPdu, encode_submission
 from bharatsend_core.domain.routing import StatusClass, TokenBucket, classify_status
+from bharatsend_core.futures import Future
 
 __all__ = [
     "ReceiptPdu",
