@@ -22,7 +22,7 @@ from attrs import frozen
 from bharatsend_core.domain.message import Message
 from bharatsend_core.domain.receipts import Receipt
 from bharatsend_core.domain.routing import StatusClass
-from bharatsend_core.futures import Future
+from bharatsend_core.ports.futures import Future
 
 __all__ = [
     "Carrier",

@@ -65,9 +65,9 @@ from bharatsend_core.domain.routing import (
     after_failure,
     choose_routes,
 )
-from bharatsend_core.futures import Future
-from bharatsend_core.futures import done as _done
 from bharatsend_core.ports.carrier import Carrier, PartOutcome
+from bharatsend_core.ports.futures import Future
+from bharatsend_core.ports.futures import done as _done
 from bharatsend_core.ports.storage import UnitOfWork
 from bharatsend_core.service.context import Context
 from bharatsend_core.service.events import Handed

