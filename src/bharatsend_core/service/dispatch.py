@@ -138,6 +138,15 @@ class _InFlight:
 
 
 @define
+class _Tally:
+    """What one claim transaction counted; added to the stats after it commits."""
+
+    claimed: int = 0
+    expired: int = 0
+    unknown: int = 0
+
+
+@define
 class _Recorded:
     """What one recording transaction did; applied to breakers and stats after it commits."""
 
@@ -180,8 +189,12 @@ class Dispatcher:
         self._handed: list[tuple[Message, RouteConfig]] = []
         #: False stops taking messages from the accept path (the worker is stopping).
         self.taking_hand_offs = True
-        #: Set whenever an outcome arrives or new work may be due.
+        #: Set when new work may be due: a hand-off, or room freed under a backlog.
         self.kick = threading.Event()
+        #: Set when outcomes are waiting to be recorded (the first, and a full batch).
+        self.outcomes = threading.Event()
+        #: Guards the counters and the breakers, which the loop and a recorder share.
+        self._shared = threading.Lock()
         self._next_extend = 0.0
         self.stats = DispatchStats()
         self._warned_no_route = False
@@ -210,15 +223,16 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ the loop
 
-    def step(self, *, claim: bool = True, linger: bool = False) -> int:
+    def step(self, *, claim: bool = True, linger: bool = False, record: bool = True) -> int:
         """Submit what the accept path handed over, record what completed, then claim and submit.
 
         With ``linger`` outcomes are recorded only once :meth:`record_wait`
-        says they are due (the worker loop); otherwise every one waiting is.
-        Returns how many messages it handled.
+        says they are due; otherwise every one waiting is. ``record=False``
+        leaves them to another thread calling :meth:`record_completed` (the
+        worker's recorder). Returns how many messages it handled.
         """
         handled = self.submit_handed()
-        if not linger or self.record_wait() == 0.0:
+        if record and (not linger or self.record_wait() == 0.0):
             handled += self.record_completed()
         if claim:
             room = self.options.max_in_flight - len(self._in_flight)
@@ -246,6 +260,11 @@ class Dispatcher:
         someone else changed meanwhile (a receipt for an earlier attempt's
         part) makes the write refuse with ``ConcurrentUpdate``, and the retry
         reads the batch fresh.
+
+        Safe to call from one thread while another runs :meth:`step` with
+        ``record=False``: they share only the in-flight table (single dict
+        operations), the counters and breakers (under a lock) and the
+        carriers (thread-safe); a failover resubmits from the recording thread.
         """
         with self._lock:
             ids = self._completed
@@ -264,7 +283,8 @@ class Dispatcher:
             except BharatSendError as e:
                 # The database blinked: read the batch again and redo it.
                 reload = True
-                self.stats.record_failures += 1
+                with self._shared:
+                    self.stats.record_failures += 1
                 _log.warning("dispatch: recording %d outcomes failed: %s", len(done), e.code)
             if attempt == _UNRECORDED_RETRIES - 1:
                 # Keep them in flight; the next step tries again, and if this
@@ -276,6 +296,8 @@ class Dispatcher:
         self._count(result)
         for message, route, tried in result.restarts:
             self._submit(message, route, tried)
+        if self.backlog:
+            self.kick.set()  # room was freed and rows are waiting: the loop claims again
         return len(done)
 
     def _completed_again(self, ids: list[str]) -> None:
@@ -287,23 +309,30 @@ class Dispatcher:
     def _count(self, result: _Recorded) -> None:
         for route, ok in result.route_results:
             self._route_result(route, ok)
-        self.stats.unknown += result.unknown
-        self.stats.failovers += len(result.restarts)
-        for m in result.messages:
-            if m.status is Status.FAILED:
-                self.stats.failed += 1
-            elif m.status is Status.RETRYING:
-                self.stats.retried += 1
-            elif m.status is not Status.SUBMITTING:
-                self.stats.sent += 1
+        stats = self.stats
+        with self._shared:
+            stats.unknown += result.unknown
+            stats.failovers += len(result.restarts)
+            for m in result.messages:
+                if m.status is Status.FAILED:
+                    stats.failed += 1
+                elif m.status is Status.RETRYING:
+                    stats.retried += 1
+                elif m.status is not Status.SUBMITTING:
+                    stats.sent += 1
 
     def claim_and_submit(self, limit: int) -> int:
         """Claim up to ``limit`` due rows, mark them submitting, and submit them."""
         now = self._ctx.clock.now()
-        claimed = self.stats.claimed
-        starts = self._ctx.write(lambda uow: self._claim(uow, now, limit))
+        tally = _Tally()
+        starts = self._ctx.write(lambda uow: self._claim(uow, now, limit, tally))
+        # Counted once committed (a failed claim counts nothing).
+        with self._shared:
+            self.stats.claimed += tally.claimed
+            self.stats.expired += tally.expired
+            self.stats.unknown += tally.unknown
         #: True when the claim came back full: more is probably due right now.
-        self.backlog = self.stats.claimed - claimed >= limit
+        self.backlog = tally.claimed >= limit
         for message, route in starts:
             self._submit(message, route, [route.name])
         return len(starts)
@@ -318,8 +347,8 @@ class Dispatcher:
         self.submit_handed()
         deadline = self._ctx.clock.monotonic() + timeout
         while self._in_flight and self._ctx.clock.monotonic() < deadline:
-            self.kick.wait(0.05)
-            self.kick.clear()
+            self.outcomes.wait(0.05)
+            self.outcomes.clear()
             self.submit_handed()
             self.record_completed()
         self.record_completed()
@@ -365,7 +394,8 @@ class Dispatcher:
             return 0
         with self._lock:
             handed, self._handed = self._handed, []
-        self.stats.claimed += len(handed)
+        with self._shared:
+            self.stats.claimed += len(handed)
         for message, route in handed:
             self._submit(message, route, [route.name])
         return len(handed)
@@ -382,12 +412,12 @@ class Dispatcher:
     # ------------------------------------------------------------------ claiming
 
     def _claim(
-        self, uow: UnitOfWork, now: datetime, limit: int
+        self, uow: UnitOfWork, now: datetime, limit: int, tally: _Tally
     ) -> list[tuple[Message, RouteConfig]]:
         claims = uow.dispatch.claim(self.owner, now, self.options.lease, limit)
         if not claims:
             return []
-        self.stats.claimed += len(claims)
+        tally.claimed = len(claims)
         stored = uow.messages.get_many([(c.tenant_id, c.message_id) for c in claims])
         updates: list[Message] = []
         settle: list[Message] = []
@@ -403,11 +433,12 @@ class Dispatcher:
                 continue  # our own lease ran out while waiting; keep waiting
             original = message
             if message.status is Status.SUBMITTING:
+                tally.unknown += 1
                 message = self._recover(message, now)
             if message.status in (Status.ACCEPTED, Status.RETRYING) and now >= message.expires_at:
                 message = message.apply(Expire(now))
             if message.status in (Status.SENT, Status.FAILED):
-                self.stats.expired += message.status is Status.FAILED
+                tally.expired += message.status is Status.FAILED
                 updates.append(message)
                 settle.append(message)
                 acks.append(message.id)
@@ -433,7 +464,6 @@ class Dispatcher:
 
     def _recover(self, message: Message, now: datetime) -> Message:
         """A message left ``submitting`` by a dead worker: its pending parts' fate is unknown."""
-        self.stats.unknown += 1
         route = self._routes.get(message.route or "")
         resend = route is None or self._resends(route, message)
         retry_at = now if resend else None
@@ -508,9 +538,10 @@ class Dispatcher:
             if carrier is None:
                 raise CarrierUnavailable(f"route {route.name!r} has no carrier")
             flight.futures = list(carrier.submit(message, now=now))
-            self._breakers[route.name] = self._breaker(route.name).record_attempt(
-                self._ctx.clock.monotonic()
-            )
+            with self._shared:
+                self._breakers[route.name] = self._breaker(route.name).record_attempt(
+                    self._ctx.clock.monotonic()
+                )
         except InvalidArgument as e:
             flight.wire_error = e.field or "message"
             flight.futures = [
@@ -522,7 +553,8 @@ class Dispatcher:
                 _done(PartOutcome(index=i, status_class=StatusClass.SESSION))
                 for i in message.pending_part_indexes
             ]
-        self.stats.submitted += 1
+        with self._shared:
+            self.stats.submitted += 1
         self._in_flight[message.id] = flight
         self._watch(flight)
 
@@ -544,10 +576,10 @@ class Dispatcher:
                     waiting = len(self._completed)
                     if waiting == 1:
                         self._completed_since = clock.monotonic()
-                # The loop needs waking for the first (to time the linger) and
-                # when a batch is full; the rest would only wake it for nothing.
+                # The recorder needs waking for the first (to time the linger)
+                # and when a batch is full; the rest would wake it for nothing.
                 if waiting == 1 or waiting == batch:
-                    self.kick.set()
+                    self.outcomes.set()
 
         if not flight.futures:
             on_done(_done(PartOutcome(index=0)))
@@ -569,10 +601,11 @@ class Dispatcher:
 
     def _route_result(self, route: str, ok: bool) -> None:
         now = self._ctx.clock.monotonic()
-        breaker = self._breaker(route)
-        before = breaker.state(now)
-        breaker = breaker.record_success(now) if ok else breaker.record_failure(now)
-        self._breakers[route] = breaker
+        with self._shared:
+            breaker = self._breaker(route)
+            before = breaker.state(now)
+            breaker = breaker.record_success(now) if ok else breaker.record_failure(now)
+            self._breakers[route] = breaker
         after = breaker.state(now)
         if before != after:
             _log.warning("route %s: breaker %s -> %s", route, before, after)

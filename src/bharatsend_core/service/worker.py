@@ -30,6 +30,7 @@ import socket
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from types import FrameType
 
 from attrs import frozen
@@ -171,7 +172,8 @@ class Worker:
         if self.hand_off:
             self._remove_hand_off = self._ctx.hub.set_hand_off(self.dispatcher.claim_at_accept)
         loops: list[tuple[Callable[[], None], str]] = [
-            (self._supervise, "dispatch-loop"),
+            (partial(self._supervise, self._loop, "dispatch loop"), "dispatch-loop"),
+            (partial(self._supervise, self._record_loop, "recorder"), "dispatch-record"),
             (self._wake, "dispatch-wake"),
             (self._heartbeats, "heartbeat"),
         ]
@@ -214,6 +216,7 @@ class Worker:
             self._remove_hand_off = None
         self.dispatcher.taking_hand_offs = False
         self.dispatcher.kick.set()
+        self.dispatcher.outcomes.set()
         self._webhook_kick.set()
         self._ctx.storage.wake_dispatch()
         for thread in self._threads:
@@ -273,15 +276,15 @@ class Worker:
 
     # ------------------------------------------------------------------ threads
 
-    def _supervise(self) -> None:
+    def _supervise(self, loop: Callable[[], None], what: str) -> None:
         delay = 0.1
         while not self._stopping.is_set():
             try:
-                self._loop()
+                loop()
                 return
             except Exception:
                 self.loop_restarts += 1
-                _log.exception("worker %s: dispatch loop failed; restarting", self.owner)
+                _log.exception("worker %s: %s failed; restarting", self.owner, what)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 5.0)
 
@@ -295,16 +298,16 @@ class Worker:
             dispatcher.kick.clear()
             # Claim when new work was signalled, the last claim came back full,
             # or the poll is due (retries coming due, writes from other
-            # processes on SQLite). A wake-up by submit outcomes only records
-            # them: an empty claim would hold the write lock for nothing while
-            # a request thread may be waiting to accept.
+            # processes on SQLite); never on a wake-up for nothing else: an
+            # empty claim would hold the write lock for nothing while a
+            # request thread may be waiting to accept.
             signalled = self._work.is_set()
             if signalled:
                 # Cleared only when seen: a signal after this is kept for the next turn.
                 self._work.clear()
             claim = signalled or dispatcher.backlog or clock.monotonic() >= poll_at
             try:
-                dispatcher.step(claim=claim, linger=True)
+                dispatcher.step(claim=claim, record=False)
             except BharatSendError as e:
                 # The database is down: wait a little and try again (leases protect us).
                 _log.warning("worker %s: dispatch step failed: %s", self.owner, e.code)
@@ -316,12 +319,22 @@ class Worker:
                 continue  # a full batch: more is waiting, claim again at once
             if claim:
                 poll_at = clock.monotonic() + self._idle_wait()
-            # Sleep until an outcome, new work, the outcomes' linger or the poll wakes us.
-            wait = poll_at - clock.monotonic()
-            record = dispatcher.record_wait()
-            if record is not None:
-                wait = min(wait, record)
-            dispatcher.kick.wait(max(0.0, wait))
+            # Sleep until a hand-off, new work, freed room or the poll wakes us.
+            dispatcher.kick.wait(max(0.0, poll_at - clock.monotonic()))
+
+    def _record_loop(self) -> None:
+        """Record outcomes on their own thread: on PostgreSQL its statements' round
+        trips overlap the loop's claims and submits instead of queueing behind them.
+        """
+        dispatcher = self.dispatcher
+        while not self._stopping.is_set():
+            wait = dispatcher.record_wait()
+            if wait is None or wait > 0.0:
+                dispatcher.outcomes.wait(self.poll_interval if wait is None else wait)
+                dispatcher.outcomes.clear()
+                continue
+            # Failures are counted and retried inside; what is left stays in flight.
+            dispatcher.record_completed()
 
     def _idle_wait(self) -> float:
         """Until the next retry is due, at most ``poll_interval``."""

@@ -634,10 +634,10 @@ def test_the_loop_records_outcomes_after_a_linger_at_the_times_they_arrived(
     assert dispatcher.record_wait() is None
     first, second = rig.send(), rig.send(phone_number="+919812345679")
     answered_at = rig.clock.now()
-    dispatcher.kick.clear()
+    dispatcher.outcomes.clear()
     dispatcher.step(linger=True)  # claims both; the memory carrier answers at once
     assert len(rig.carriers["agg1"].submits) == 2
-    assert dispatcher.kick.is_set()  # the first outcome wakes the loop to time the linger
+    assert dispatcher.outcomes.is_set()  # the first outcome wakes the recorder to time it
     assert dispatcher.record_wait() == 0.5
     # Not due yet: nothing is recorded, however often the loop turns.
     rig.clock.advance(0.3)
@@ -666,13 +666,13 @@ def test_a_full_record_batch_is_due_at_once_and_wakes_the_loop_only_when_full(
     dispatcher = rig.dispatcher
     ids = [rig.send(phone_number=f"+91981234567{i}") for i in range(3)]
     wakes: list[bool] = []
-    original = dispatcher.kick.set
+    original = dispatcher.outcomes.set
 
     def counting_set() -> None:
         wakes.append(True)
         original()
 
-    dispatcher.kick.set = counting_set  # type: ignore[method-assign]
+    dispatcher.outcomes.set = counting_set  # type: ignore[method-assign]
     dispatcher.step(linger=True)
     # Three outcomes, two wake-ups: the first (start the linger) and the third (full).
     assert len(wakes) == 2

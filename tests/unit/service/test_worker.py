@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -194,6 +195,52 @@ def test_a_crashing_loop_is_restarted_with_backoff(
         assert worker.health().loop_restarts == 1
     finally:
         worker.stop()
+
+
+def test_a_crashing_recorder_is_restarted_and_outcomes_are_still_recorded(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory = Factory()
+    worker = start(world, factory)
+    try:
+        real = worker.dispatcher.record_completed
+        calls = {"n": 0}
+
+        def flaky() -> int:
+            calls["n"] += 1
+            if calls["n"] == 1:
+                raise RuntimeError("a bug")
+            return real()
+
+        monkeypatch.setattr(worker.dispatcher, "record_completed", flaky)
+        message_id = send(world)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
+        assert worker.health().loop_restarts == 1
+        assert worker.health().stats.sent == 1
+    finally:
+        worker.stop()
+    assert world.bs.reconcile(world.tenant_id).ok
+
+
+def test_outcomes_are_recorded_off_the_dispatch_loop(world: World) -> None:
+    factory = Factory()
+    worker = start(world, factory)
+    threads: set[str] = set()
+    real = worker.dispatcher.record_completed
+
+    def watched() -> int:
+        threads.add(threading.current_thread().name)
+        return real()
+
+    worker.dispatcher.record_completed = watched  # type: ignore[method-assign]
+    try:
+        message_id = send(world)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
+    finally:
+        worker.stop()
+    # While running, only the recorder records (stop's drain runs on the caller's thread).
+    assert "dispatch-record" in threads
+    assert "dispatch-loop" not in threads
 
 
 def test_stop_is_idempotent_and_leaves_nothing_claimed(world: World) -> None:
