@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from attrs import evolve
@@ -22,7 +23,12 @@ from bharatsend_core.domain.message import (
     Status,
     SubmitFailed,
 )
-from bharatsend_core.ports.storage import DuplicateClientMessageId, MessageSummary, Storage
+from bharatsend_core.ports.storage import (
+    DuplicateClientMessageId,
+    MessageSummary,
+    Storage,
+    UnitOfWork,
+)
 
 from .builders import at, message, messages, new_id
 
@@ -482,3 +488,76 @@ def test_awaiting_receipts_lists_sent_messages_oldest_first(storage: Storage) ->
 
 def get_in(uow: object, m: Message) -> Message | None:
     return uow.messages.get(m.tenant_id, m.id)  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- torn reads
+
+
+def _read_for(loader: str, uow: UnitOfWork, m: Message, others: list[Message]) -> Message:
+    if loader == "get":
+        read = uow.messages.get(m.tenant_id, m.id)
+        assert read is not None
+        return read
+    if loader == "get_many":
+        ids = [(x.tenant_id, x.id) for x in (m, *others)]
+        return uow.messages.get_many(ids)[m.id]
+    return uow.messages.find_by_carrier_ids("r1", ["c-1"])["c-1"][0]
+
+
+@pytest.mark.parametrize("after", [1, 2, 3])
+@pytest.mark.parametrize("loader", ["get", "get_many", "find_by_carrier_ids"])
+def test_a_message_read_while_another_transaction_commits_is_never_written_torn(
+    sql_storage: SqlStorage, loader: str, after: int
+) -> None:
+    # PostgreSQL's READ COMMITTED gives each statement a fresh snapshot, so a
+    # message read in several statements can mix two versions. Here the
+    # receipt inbox of another worker delivers the message right after our
+    # `after`-th statement; whatever we then write must not regress it to `sent`.
+    if sql_storage.engine.dialect.name == "sqlite":
+        pytest.skip("a SQLite transaction reads one snapshot (one writer holds the file)")
+    tenant_id = new_id("ten")
+    sent = submitted(message(tenant_id), "r1", "c-1")
+    others = [message(tenant_id) for _ in range(5)]  # get_many past its one-by-one path
+    add(sql_storage, sent, *others)
+    delivered = sent.apply(PartReceipt(at(5), 0, ReceiptOutcome.DELIVERED))
+    with sql_storage.unit_of_work() as uow:
+        repository: Any = uow.messages
+        real = repository._db
+        fired: list[bool] = []
+        statements: list[bool] = []
+
+        class Interleaved:
+            """The repository's session, committing the other transaction after one statement."""
+
+            def __getattr__(self, name: str) -> Any:
+                attribute = getattr(real, name)
+                if name not in ("one", "all", "scalar") or fired:
+                    return attribute
+
+                def call(*args: Any, **kw: Any) -> Any:
+                    result = attribute(*args, **kw)
+                    statements.append(True)
+                    if len(statements) == after:
+                        fired.append(True)
+                        with sql_storage.unit_of_work() as theirs:
+                            read = {sent.id: len(sent.timeline)}
+                            theirs.messages.update_many([delivered], expected_events=read)
+                            theirs.commit()
+                    return result
+
+                return call
+
+        repository._db = Interleaved()
+        ours = _read_for(loader, uow, sent, others)
+        repository._db = real
+        assert fired
+        late = ours.apply(PartReceipt(at(6), 0, ReceiptOutcome.DELIVERED))
+        try:
+            uow.messages.update_many([late], expected_events={ours.id: len(ours.timeline)})
+            uow.commit()
+        except ConcurrentUpdate:
+            pass  # the torn read was caught; the inbox reads again and retries
+    stored = get(sql_storage, tenant_id, sent.id)
+    assert stored is not None
+    assert stored.status is Status.DELIVERED
+    assert stored.timeline[-1].status is Status.DELIVERED

@@ -3,8 +3,10 @@
 One :class:`Worker` per process (``bharatsend worker`` or
 ``BharatSend.run_worker()``). It starts a carrier per enabled route, feeds
 their receipts to a :class:`~bharatsend_core.service.receipts.ReceiptInbox`,
-and runs the :class:`~bharatsend_core.service.dispatch.Dispatcher` loop on a
-thread that a supervisor restarts with backoff if it ever raises. New work
+and runs the :class:`~bharatsend_core.service.dispatch.Dispatcher` loop
+(claim and submit) and its recorder (what the carriers answered, in
+batches) on two threads that a supervisor restarts with backoff if they ever
+raise. New work
 wakes the loop at once (the storage's dispatch signal: in-process for
 SQLite, ``LISTEN/NOTIFY`` on PostgreSQL); retries due later wake it at their
 time; a slow poll covers writes from other processes on SQLite. Route

@@ -1989,9 +1989,15 @@ class SqlMessageRepository(_Repository):
         return AlreadyExists("a message id in this batch is already taken", field="id")
 
     def get(self, tenant_id: str, message_id: str) -> Message | None:
-        """The message if it belongs to the tenant, else None (never another tenant's)."""
+        """The message if it belongs to the tenant, else None (never another tenant's).
+
+        Timeline first, row last: see :meth:`_assemble_ids`.
+        """
+        key = {"b_message_id": message_id}
+        events = self._db.all(self._s.events_of, key)
+        parts = self._db.all(self._s.parts_of, key)
         row = self._db.one(self._s.message_get, {"b_id": message_id, "b_tenant_id": tenant_id})
-        return None if row is None else self._load(row)
+        return None if row is None else self._seen(_message_from(row, parts, events))
 
     def find_by_client_id(
         self, tenant_id: str, client_message_id: str
@@ -2059,8 +2065,8 @@ class SqlMessageRepository(_Repository):
                 if message is not None:
                     found[message_id] = message
             return found
-        rows = self._rows_by_id(sorted({message_id for _, message_id in wanted}))
-        return self._assemble([row for row in rows if (row.tenant_id, row.id) in wanted])
+        loaded = self._assemble_ids(sorted({message_id for _, message_id in wanted}))
+        return {i: m for i, m in loaded.items() if (m.tenant_id, i) in wanted}
 
     def update_many(
         self, messages: Sequence[Message], *, expected_events: Mapping[str, int] | None = None
@@ -2132,7 +2138,7 @@ class SqlMessageRepository(_Repository):
                 hits[row.carrier_message_id] = (row.message_id, row.idx)
         if not hits:
             return {}
-        loaded = self._assemble(self._rows_by_id(sorted({mid for mid, _ in hits.values()})))
+        loaded = self._assemble_ids(sorted({mid for mid, _ in hits.values()}))
         return {
             carrier_id: (loaded[message_id], index)
             for carrier_id, (message_id, index) in hits.items()
@@ -2144,8 +2150,9 @@ class SqlMessageRepository(_Repository):
         rows = list(
             self._db.run(self._s.messages_awaiting, {"b_before": sent_before, "b_limit": limit})
         )
-        loaded = self._assemble(rows)
-        return [loaded[row.id] for row in rows]
+        # Loaded again timeline first (_assemble_ids): these are read to be written.
+        loaded = self._assemble_ids([row.id for row in rows])
+        return [loaded[row.id] for row in rows if row.id in loaded]
 
     def _rows_by_id(self, message_ids: Sequence[str]) -> list[Any]:
         rows: list[Any] = []
@@ -2153,8 +2160,42 @@ class SqlMessageRepository(_Repository):
             rows.extend(self._db.all(self._s.messages_by_ids, {"b_ids": chunk}))
         return rows
 
+    def _assemble_ids(self, message_ids: Sequence[str]) -> dict[str, Message]:
+        """Messages by id for a read-modify-write: timeline first, parts, rows last.
+
+        On PostgreSQL each statement of a READ COMMITTED transaction sees the
+        commits made before it started, so a message read in three statements
+        can mix two versions. Every change to a message appends to its
+        timeline, and its writer checks that the count of stored entries is
+        still the count it read (``update_many(expected_events=...)``). Read
+        timeline first, and any version newer than that timeline, in the
+        parts or the row, comes from a commit the writer's check refuses. Read
+        row first (as before), a newer timeline could pair with an older
+        row: a ``sent`` row with a ``delivered`` timeline, a write that
+        passed the check, and a delivered message stored as ``sent``.
+        """
+        if not message_ids:
+            return {}
+        parts: dict[str, list[Any]] = {}
+        events: dict[str, list[Any]] = {}
+        rows: list[Any] = []
+        for chunk in _chunks(message_ids):
+            for entry in self._db.all(self._s.events_of_many, {"b_ids": chunk}):
+                events.setdefault(entry.message_id, []).append(entry)
+            for part in self._db.all(self._s.parts_of_many, {"b_ids": chunk}):
+                parts.setdefault(part.message_id, []).append(part)
+            rows.extend(self._db.all(self._s.messages_by_ids, {"b_ids": chunk}))
+        return {
+            row.id: self._seen(_message_from(row, parts.get(row.id, ()), events.get(row.id, ())))
+            for row in rows
+        }
+
     def _assemble(self, rows: Sequence[Any]) -> dict[str, Message]:
-        """Messages from their rows, with every part and event loaded by IN lists."""
+        """Messages from their rows, with every part and event loaded by IN lists.
+
+        For reading only (listings): a message to be written is loaded by
+        :meth:`_assemble_ids`.
+        """
         if not rows:
             return {}
         parts: dict[str, list[Any]] = {}
