@@ -51,9 +51,7 @@ def counts(engine: sa.Engine) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in rows}
 
 
-def bench(
-    name: str, storage: SqlStorage, rate: float, seconds: float, sim_process: bool
-) -> None:
+def bench(name: str, storage: SqlStorage, rate: float, seconds: float, sim_process: bool) -> None:
     bs, tenant_id = setup(storage, credits=10**12)
     sim: SmscSimulator | ProcessSimulator
     if sim_process:

@@ -11,6 +11,7 @@ import socket
 import struct
 import time
 from collections.abc import Callable, Iterator
+from types import SimpleNamespace
 
 import pytest
 
@@ -153,6 +154,42 @@ def test_a_burst_of_submits_wakes_the_io_thread_once_and_all_go_out(
     assert len(sim.submits.wait_for(100)) == 100
     # Taken by the I/O thread: the next submit wakes it again at once.
     assert session.submit(pdu()).result(WAIT).ok
+
+
+def test_a_wake_up_written_while_the_io_thread_drains_the_last_one_is_not_lost(
+    sim: SmscSimulator,
+) -> None:
+    session = make_session(sim)  # not started: this test plays the I/O thread
+    quiet, _other_end = socket.socketpair()
+    session._client = SimpleNamespace(_socket=quiet)  # type: ignore[assignment]
+    real = session._wake_r
+    drained: list[bytes] = []
+
+    class Racing:
+        """The wake-up socket, with a submitter queueing in the middle of the drain."""
+
+        def fileno(self) -> int:
+            return real.fileno()
+
+        def recv(self, size: int) -> bytes:
+            data = real.recv(size)
+            if not drained:
+                session._wake()
+            drained.append(data)
+            return data
+
+    session._wake_r = Racing()  # type: ignore[assignment]
+    session._wake()  # the wake-up the I/O thread takes
+    session._read(0.0)
+    session._wake_r = real
+    try:
+        waiting = real.recv(4096)
+    except BlockingIOError:
+        waiting = b""
+    # The flag is down, or a byte waits in the pipe: the next submit is seen at once.
+    assert not session._wake_pending or waiting
+    quiet.close()
+    _other_end.close()
 
 
 def test_throttled_answer_is_classed_and_slows_the_bucket(

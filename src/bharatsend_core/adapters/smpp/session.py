@@ -649,13 +649,15 @@ class SmppSession:
         try:
             readable, _w, _x = select.select([sock, self._wake_r], [], [], timeout)
             if self._wake_r in readable:
-                # Cleared before draining: a submit queued after this line
-                # writes a new byte, and one queued before is seen by the
-                # caller's next look at the queue.
-                self._wake_pending = False
+                # Drained, then cleared: a submit queued before the clear is
+                # seen by the caller's next look at the queue, one queued
+                # after it writes a new byte. Cleared first, the drain could
+                # swallow that byte and leave the flag up with the pipe
+                # empty: every later submit would then wait for the poll.
                 with contextlib.suppress(OSError):
                     while self._wake_r.recv(4096):
                         pass
+                self._wake_pending = False
             if sock not in readable:
                 return
             chunk = sock.recv(_RECV_BYTES)
