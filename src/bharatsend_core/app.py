@@ -72,8 +72,11 @@ from bharatsend_core.service.worker import CarrierFactory, Worker, process_owner
 __all__ = ["BharatSend"]
 
 
-def storage_for_url(url: str) -> Storage:
-    """The storage adapter for a database URL (``memory://``, ``sqlite:…``, ``postgresql…``)."""
+def storage_for_url(url: str, *, pool_size: int = 10) -> Storage:
+    """The storage adapter for a database URL (``memory://``, ``sqlite:…``, ``postgresql…``).
+
+    ``pool_size``: connections kept open (``Settings.database_pool_size``).
+    """
     if url in ("memory://", "memory:"):
         from bharatsend_core.adapters.memory import MemoryStorage
 
@@ -81,7 +84,7 @@ def storage_for_url(url: str) -> Storage:
     if url.startswith(("sqlite", "postgresql")):
         from bharatsend_core.adapters.sqlalchemy import SqlStorage
 
-        return SqlStorage.from_url(url)
+        return SqlStorage.from_url(url, pool_size=pool_size)
     raise ConfigurationError(
         f"unsupported database_url scheme in {url.split(':', 1)[0]!r}; use sqlite:///path.db,"
         " postgresql+psycopg://user@host/db or memory://",
@@ -135,7 +138,7 @@ class BharatSend:
             settings["database_url"] = url
         resolved = Settings.resolve(environ, **settings)
         return cls(
-            storage=storage_for_url(resolved.database_url),
+            storage=storage_for_url(resolved.database_url, pool_size=resolved.database_pool_size),
             settings=resolved,
             clock=clock,
             ids=ids,

@@ -82,6 +82,9 @@ class Settings:
 
     #: Where messages, the ledger and the DLT registry live.
     database_url: str = "sqlite:///bharatsend.db"
+    #: Database connections kept open per process, and up to twice as many
+    #: more in bursts; above your request threads plus five for a worker.
+    database_pool_size: int = 10
     #: Server-side secret mixed into API key hashes; keep it out of the database.
     key_pepper: bytes | None = field(default=None, converter=_pepper, repr=False)
     #: How long an accepted message may wait to be sent when the caller gives no validity.
@@ -113,6 +116,10 @@ class Settings:
     number_limit_categories: frozenset[str] = field(default=_OTP_CATEGORIES, converter=_categories)
 
     def __attrs_post_init__(self) -> None:
+        if not 1 <= self.database_pool_size <= 1000:
+            raise ConfigurationError(
+                "database_pool_size must be 1 to 1000", field="database_pool_size"
+            )
         if not 1 <= self.max_segments <= 255:
             raise ConfigurationError("max_segments must be 1 to 255", field="max_segments")
         if not timedelta(0) < self.default_validity <= self.max_validity:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from bharatsend_core import BharatSend, Settings
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.adapters.sqlalchemy.storage import DEFAULT_POOL_SIZE
 from bharatsend_core.domain.errors import ConfigurationError, StorageUnavailable
 from bharatsend_core.domain.ledger import REVENUE_ACCOUNT, TOPUPS_ACCOUNT
 from bharatsend_core.ports.storage import Storage
@@ -253,6 +256,42 @@ def test_units_of_work_on_one_sqlite_file_take_turns_in_arrival_order(tmp_path: 
 def test_an_unsupported_url_is_a_configuration_error(url: str, message: str) -> None:
     with pytest.raises(ConfigurationError, match=message):
         SqlStorage.from_url(url)
+
+
+def test_the_pool_keeps_pool_size_connections_and_bursts_to_three_times_that(
+    sql_storage: SqlStorage,
+) -> None:
+    url = sql_storage.engine.url.render_as_string(hide_password=False)
+    sized = SqlStorage.from_url(url, pool_size=3)  # no connection is opened here
+    try:
+        pool: Any = sized.engine.pool
+        assert (pool.size(), pool._max_overflow) == (3, 6)
+        # The default leaves room for request threads and a worker's own six.
+        default: Any = sql_storage.engine.pool
+        assert (default.size(), default._max_overflow) == (DEFAULT_POOL_SIZE, 20)
+    finally:
+        sized.close()
+
+
+def test_the_database_pool_size_setting_reaches_the_storage(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'pool.db'}"
+    environ = {"BHARATSEND_DATABASE_POOL_SIZE": "7"}
+    bs = BharatSend.from_url(url, environ=environ, key_pepper="p" * 16)
+    try:
+        assert bs.settings.database_pool_size == 7
+        assert bs.storage.engine.pool.size() == 7  # type: ignore[attr-defined]
+    finally:
+        bs.close()
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.resolve({}, database_pool_size=0)
+    assert caught.value.field == "database_pool_size"
+
+
+@pytest.mark.parametrize("size", [0, -1, 1001, True, 2.5, "10"])
+def test_a_pool_size_outside_1_to_1000_is_a_configuration_error(size: object) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        SqlStorage.from_url("sqlite:///never.db", pool_size=size)  # type: ignore[arg-type]
+    assert caught.value.field == "pool_size"
 
 
 def test_a_schema_must_be_a_plain_identifier_and_is_postgresql_only() -> None:

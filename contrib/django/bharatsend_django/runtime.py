@@ -71,7 +71,9 @@ def facade() -> BharatSend:
         bs: BharatSend | None = _state.get("facade")
         if bs is None:
             conf = config()
-            bs = BharatSend(storage=storage_for_url(conf.core.database_url), settings=conf.core)
+            core = conf.core
+            storage = storage_for_url(core.database_url, pool_size=core.database_pool_size)
+            bs = BharatSend(storage=storage, settings=core)
             bs.on_status(_publish_status(bs))
             bs.on_webhook_failure(_publish_failure(bs))
             _state["facade"] = bs

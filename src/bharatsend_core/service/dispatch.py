@@ -15,7 +15,12 @@ A :class:`Dispatcher` is one worker's loop. Each step it
    written, so a crash can never send a message the database does not know
    was being sent;
 3. hands the claimed messages to their routes' carriers and returns; the
-   outcomes arrive on future callbacks, which wake the loop.
+   outcomes arrive on future callbacks.
+
+A worker runs step 1 on a thread of its own (``step(record=False)`` on the
+loop, :meth:`Dispatcher.record_completed` on the recorder), in batches of
+``record_batch`` or after ``record_linger``; the events keep the times the
+responses arrived.
 
 A message accepted in the worker's own process may skip step 2: the accept
 transaction offers it to :meth:`Dispatcher.claim_at_accept`, stores it
@@ -98,7 +103,7 @@ class DispatchOptions:
     unknown_resend_after: timedelta = timedelta(seconds=1)
     #: Wait before trying again when no route can take a message now.
     no_route_delay: timedelta = timedelta(seconds=1)
-    #: The worker loop records outcomes once this many are waiting ...
+    #: The worker's recorder writes outcomes once this many are waiting ...
     record_batch: int = 200
     #: ... or the oldest has waited this long (seconds): one transaction for
     #: many outcomes, not one per response. Event times are the responses' own.

@@ -188,6 +188,7 @@ from bharatsend_core.ports.storage import (
 )
 
 __all__ = [
+    "DEFAULT_POOL_SIZE",
     "MIGRATIONS_DIR",
     "SQLITE_BUSY_TIMEOUT_MS",
     "VERSION_TABLE",
@@ -291,6 +292,10 @@ _SPEND_ATTEMPTS: Final = 3
 # =========================================================================== the storage
 
 
+#: Connections a storage keeps open per process (and up to twice as many more in bursts).
+DEFAULT_POOL_SIZE: Final = 10
+
+
 class SqlStorage:
     """A :class:`~bharatsend_core.ports.storage.Storage` on SQLite or PostgreSQL.
 
@@ -328,15 +333,32 @@ class SqlStorage:
             self._channel = dispatch_channel(schema)
 
     @classmethod
-    def from_url(cls, url: str, *, schema: str | None = None, echo: bool = False) -> SqlStorage:
+    def from_url(
+        cls,
+        url: str,
+        *,
+        schema: str | None = None,
+        echo: bool = False,
+        pool_size: int = DEFAULT_POOL_SIZE,
+    ) -> SqlStorage:
         """A storage for ``sqlite:///path.db``, ``sqlite://`` (memory) or ``postgresql+psycopg://…``.
 
         ``schema`` (PostgreSQL only) puts every table, and Alembic's version
         table, in that schema via the connection's ``search_path``; ``echo``
         logs SQL (never the parameters, which may hold message content).
-        Raises ``ConfigurationError`` for an unsupported URL, a bad schema
-        name, or a PostgreSQL URL without the psycopg driver installed.
+        ``pool_size`` connections stay open, and up to twice as many more
+        open in bursts: every thread in a unit of work holds one, and a
+        worker uses up to five (loop, recorder, receipts, webhooks,
+        heartbeats), so size it above your request threads plus five. Raises ``ConfigurationError`` for an unsupported URL, a bad
+        schema name, a pool size outside 1-1000, or a PostgreSQL URL without
+        the psycopg driver installed.
         """
+        if (
+            not isinstance(pool_size, int)
+            or isinstance(pool_size, bool)
+            or not 1 <= pool_size <= 1000
+        ):
+            raise ConfigurationError("pool_size must be 1 to 1000", field="pool_size")
         try:
             parsed = make_url(url)
         except ArgumentError as e:
@@ -352,13 +374,17 @@ class SqlStorage:
             "hide_parameters": True,
             "json_serializer": json_dumps,
         }
+        # The default (5 + 10) let 16 request threads of an embedding app hold
+        # every connection while the worker in the same process waited seconds
+        # for one to record or claim (benchmarks/README.md, sixth session).
+        pooled = {"pool_size": pool_size, "max_overflow": 2 * pool_size}
         if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
             if schema is not None:
                 raise ConfigurationError(
                     "schema applies to PostgreSQL only; SQLite keeps one schema per file",
                     field="schema",
                 )
-            return cls(_sqlite_engine(parsed, options))
+            return cls(_sqlite_engine(parsed, options, pooled))
         if parsed.drivername in ("postgresql", "postgresql+psycopg"):
             if schema is not None and not _SCHEMA_RE.fullmatch(schema):
                 raise ConfigurationError(
@@ -372,7 +398,7 @@ class SqlStorage:
                     f"PostgreSQL storage needs the psycopg driver: {_PIP_POSTGRES}",
                     field="database_url",
                 ) from e
-            return cls(_postgres_engine(parsed, schema, options), schema=schema)
+            return cls(_postgres_engine(parsed, schema, {**options, **pooled}), schema=schema)
         raise ConfigurationError(
             f"unsupported storage URL scheme {parsed.drivername!r}; use sqlite:///path.db,"
             " sqlite:// or postgresql+psycopg://user@host/db",
@@ -637,7 +663,7 @@ class _SingleConnectionGate:
         self._lock.release()
 
 
-def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
+def _sqlite_engine(url: URL, options: dict[str, Any], pooled: dict[str, Any]) -> Engine:
     memory = url.database in (None, "", ":memory:")
     engine = create_engine(
         url,
@@ -645,6 +671,7 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
         poolclass=StaticPool if memory else None,
         connect_args={"check_same_thread": False},
         **options,
+        **({} if memory else pooled),
     )
 
     def on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
