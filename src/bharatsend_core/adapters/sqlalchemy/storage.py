@@ -349,9 +349,10 @@ class SqlStorage:
         ``pool_size`` connections stay open, and up to twice as many more
         open in bursts: every thread in a unit of work holds one, and a
         worker uses up to five (loop, recorder, receipts, webhooks,
-        heartbeats), so size it above your request threads plus five. Raises ``ConfigurationError`` for an unsupported URL, a bad
-        schema name, a pool size outside 1-1000, or a PostgreSQL URL without
-        the psycopg driver installed.
+        heartbeats), so size it above your request threads plus five.
+        Raises ``ConfigurationError`` for an unsupported URL, a bad schema
+        name, a pool size outside 1-1000, or a PostgreSQL URL without the
+        psycopg driver installed.
         """
         if (
             not isinstance(pool_size, int)
