@@ -18,6 +18,7 @@ from bharatsend_core.domain.message import (
     Expire,
     Message,
     PartReceipt,
+    PartStatus,
     PartSubmitted,
     ReceiptOutcome,
     Status,
@@ -25,6 +26,7 @@ from bharatsend_core.domain.message import (
 )
 from bharatsend_core.ports.storage import (
     DuplicateClientMessageId,
+    MessageQuery,
     MessageSummary,
     Storage,
     UnitOfWork,
@@ -501,11 +503,14 @@ def _read_for(loader: str, uow: UnitOfWork, m: Message, others: list[Message]) -
     if loader == "get_many":
         ids = [(x.tenant_id, x.id) for x in (m, *others)]
         return uow.messages.get_many(ids)[m.id]
+    if loader == "list":
+        page = uow.messages.list(m.tenant_id, MessageQuery(limit=50))
+        return next(x for x in page.messages if x.id == m.id)
     return uow.messages.find_by_carrier_ids("r1", ["c-1"])["c-1"][0]
 
 
-@pytest.mark.parametrize("after", [1, 2, 3])
-@pytest.mark.parametrize("loader", ["get", "get_many", "find_by_carrier_ids"])
+@pytest.mark.parametrize("after", [1, 2, 3, 4])
+@pytest.mark.parametrize("loader", ["get", "get_many", "find_by_carrier_ids", "list"])
 def test_a_message_read_while_another_transaction_commits_is_never_written_torn(
     sql_storage: SqlStorage, loader: str, after: int
 ) -> None:
@@ -551,6 +556,10 @@ def test_a_message_read_while_another_transaction_commits_is_never_written_torn(
         ours = _read_for(loader, uow, sent, others)
         repository._db = real
         assert fired
+        # What was read is one version or the other, never a mix of both.
+        delivered_read = ours.status is Status.DELIVERED
+        assert (ours.timeline[-1].kind == "delivered") == delivered_read
+        assert (ours.parts[0].status is PartStatus.DELIVERED) == delivered_read
         late = ours.apply(PartReceipt(at(6), 0, ReceiptOutcome.DELIVERED))
         try:
             uow.messages.update_many([late], expected_events={ours.id: len(ours.timeline)})

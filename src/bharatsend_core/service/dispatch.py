@@ -649,6 +649,10 @@ class Dispatcher:
             for receipt in uow.receipts.parked(route, ids)
         ]
         if parked:
+            # Settle what the submit responses did first (the post at submit
+            # billing), then what the receipts did (a refund for a rejection):
+            # the same ledger trail as when the receipts come later.
+            settle_changed(uow, list(current.values()), now)
             apply_receipts(uow, parked, current=current, lookup=_lookup_in(current))
         messages = list(current.values())
         uow.messages.update_many(messages, expected_events=expected)

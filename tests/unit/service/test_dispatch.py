@@ -198,6 +198,25 @@ def test_a_receipt_before_the_submit_response_is_parked_then_applied(world: Worl
     assert applied.part_index == 0
 
 
+def test_a_rejection_that_overtakes_the_submit_response_is_charged_then_refunded(
+    world: World,
+) -> None:
+    # The same ledger trail whichever comes first: under submit billing the
+    # carrier took the message (post), then operator/DLT scrubbing refused it
+    # (refund), even when both are recorded in one transaction.
+    rig = Rig(world, config("agg1"))
+    rig.receipt("agg1", "mem-agg1-1", ReceiptOutcome.REJECTED, "633")
+    message_id = rig.send()
+    rig.run()
+    message = rig.message(message_id)
+    assert message.status is Status.REJECTED
+    assert rig.kinds(message_id)[-4:] == ["part_submitted", "sent", "receipt", "rejected"]
+    assert rig.charges(message_id) == {
+        TransferKind.RESERVE: PRICE, TransferKind.POST: PRICE, TransferKind.REFUND: PRICE,
+    }  # fmt: skip
+    assert rig.bs.reconcile(world.tenant_id).ok
+
+
 def test_a_receipt_nobody_claims_is_kept_as_unknown(world: World) -> None:
     rig = Rig(world, config("agg1"))
     rig.receipt("agg1", "never-sent", ReceiptOutcome.DELIVERED)

@@ -974,6 +974,9 @@ class _Statements:
     """Every fixed statement, compiled once per storage for its dialect (see ``prepared.py``)."""
 
     def __init__(self, dialect: Dialect) -> None:
+        #: True when one transaction reads one snapshot (SQLite); PostgreSQL's
+        #: READ COMMITTED gives each statement its own (see _assemble_ids).
+        self.one_snapshot = dialect.name == "sqlite"
         prepare = partial(Prepared, dialect=dialect)
         make_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
 
@@ -2019,13 +2022,18 @@ class SqlMessageRepository(_Repository):
     def get(self, tenant_id: str, message_id: str) -> Message | None:
         """The message if it belongs to the tenant, else None (never another tenant's).
 
-        Timeline first, row last: see :meth:`_assemble_ids`.
+        Timeline first, row last, read again if torn: see :meth:`_assemble_ids`.
         """
         key = {"b_message_id": message_id}
-        events = self._db.all(self._s.events_of, key)
-        parts = self._db.all(self._s.parts_of, key)
-        row = self._db.one(self._s.message_get, {"b_id": message_id, "b_tenant_id": tenant_id})
-        return None if row is None else self._seen(_message_from(row, parts, events))
+        for _attempt in range(_TORN_READS):
+            events = self._db.all(self._s.events_of, key)
+            parts = self._db.all(self._s.parts_of, key)
+            row = self._db.one(self._s.message_get, {"b_id": message_id, "b_tenant_id": tenant_id})
+            if row is None:
+                return None
+            if self._s.one_snapshot or self._db.scalar(self._s.events_stored, key) == len(events):
+                return self._seen(_message_from(row, parts, events))
+        raise _torn([message_id])
 
     def find_by_client_id(
         self, tenant_id: str, client_message_id: str
@@ -2201,31 +2209,55 @@ class SqlMessageRepository(_Repository):
         row first (as before), a newer timeline could pair with an older
         row: a ``sent`` row with a ``delivered`` timeline, a write that
         passed the check, and a delivered message stored as ``sent``.
+
+        Read in that order a message can still be torn the other way: a row
+        newer than its timeline (a ``delivered`` row whose timeline ends at
+        ``sent``, which ``get_message`` would show). So on PostgreSQL the
+        entries are counted once more after the row: a count that moved
+        means a commit landed in between, and those messages are read again.
         """
-        if not message_ids:
-            return {}
-        parts: dict[str, list[Any]] = {}
-        events: dict[str, list[Any]] = {}
-        rows: list[Any] = []
-        for chunk in _chunks(message_ids):
-            for entry in self._db.all(self._s.events_of_many, {"b_ids": chunk}):
-                events.setdefault(entry.message_id, []).append(entry)
-            for part in self._db.all(self._s.parts_of_many, {"b_ids": chunk}):
-                parts.setdefault(part.message_id, []).append(part)
-            rows.extend(self._db.all(self._s.messages_by_ids, {"b_ids": chunk}))
-        return {
-            row.id: self._seen(_message_from(row, parts.get(row.id, ()), events.get(row.id, ())))
-            for row in rows
-        }
+        found: dict[str, Message] = {}
+        wanted = list(message_ids)
+        for _attempt in range(_TORN_READS):
+            if not wanted:
+                return found
+            parts: dict[str, list[Any]] = {}
+            events: dict[str, list[Any]] = {}
+            rows: list[Any] = []
+            for chunk in _chunks(wanted):
+                for entry in self._db.all(self._s.events_of_many, {"b_ids": chunk}):
+                    events.setdefault(entry.message_id, []).append(entry)
+                for part in self._db.all(self._s.parts_of_many, {"b_ids": chunk}):
+                    parts.setdefault(part.message_id, []).append(part)
+                rows.extend(self._db.all(self._s.messages_by_ids, {"b_ids": chunk}))
+            counts: dict[str, int] = {}
+            if not self._s.one_snapshot:
+                for chunk in _chunks([row.id for row in rows]):
+                    for hit in self._db.all(self._s.events_stored_many, {"b_ids": chunk}):
+                        counts[hit.message_id] = int(hit.stored)
+            wanted = []
+            for row in rows:
+                timeline = events.get(row.id, ())
+                if self._s.one_snapshot or counts.get(row.id, 0) == len(timeline):
+                    found[row.id] = self._seen(_message_from(row, parts.get(row.id, ()), timeline))
+                else:
+                    wanted.append(row.id)
+        if wanted:
+            raise _torn(wanted)
+        return found
 
     def _assemble(self, rows: Sequence[Any]) -> dict[str, Message]:
         """Messages from their rows, with every part and event loaded by IN lists.
 
-        For reading only (listings): a message to be written is loaded by
-        :meth:`_assemble_ids`.
+        For reading only (listings) on SQLite; on PostgreSQL, and for any
+        message to be written, :meth:`_assemble_ids` reads them.
         """
         if not rows:
             return {}
+        if not self._s.one_snapshot:
+            # Rows, parts and timeline from separate snapshots could disagree.
+            loaded = self._assemble_ids([row.id for row in rows])
+            return {row.id: loaded[row.id] for row in rows if row.id in loaded}
         parts: dict[str, list[Any]] = {}
         events: dict[str, list[Any]] = {}
         for chunk in _chunks([row.id for row in rows]):
@@ -2360,6 +2392,15 @@ def _tally(
 
 #: Up to this many messages are loaded one by one with prepared statements.
 _FEW: Final = 4
+#: Reads of a message another transaction keeps changing before giving up (_assemble_ids).
+_TORN_READS: Final = 10
+
+
+def _torn(message_ids: Sequence[str]) -> ConcurrentUpdate:
+    return ConcurrentUpdate(
+        f"message {message_ids[0]} kept changing while it was read; try again",
+        field="message_id",
+    )
 
 
 def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
