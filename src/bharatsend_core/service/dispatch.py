@@ -228,16 +228,15 @@ class Dispatcher:
 
     # ------------------------------------------------------------------ the loop
 
-    def step(self, *, claim: bool = True, linger: bool = False, record: bool = True) -> int:
+    def step(self, *, claim: bool = True, record: bool = True) -> int:
         """Submit what the accept path handed over, record what completed, then claim and submit.
 
-        With ``linger`` outcomes are recorded only once :meth:`record_wait`
-        says they are due; otherwise every one waiting is. ``record=False``
-        leaves them to another thread calling :meth:`record_completed` (the
-        worker's recorder). Returns how many messages it handled.
+        ``record=False`` leaves the outcomes to another thread calling
+        :meth:`record_completed` when :meth:`record_wait` says they are due
+        (the worker's recorder). Returns how many messages it handled.
         """
         handled = self.submit_handed()
-        if record and (not linger or self.record_wait() == 0.0):
+        if record:
             handled += self.record_completed()
         if claim:
             room = self.options.max_in_flight - len(self._in_flight)

@@ -335,8 +335,13 @@ class Worker:
                 dispatcher.outcomes.wait(self.poll_interval if wait is None else wait)
                 dispatcher.outcomes.clear()
                 continue
-            # Failures are counted and retried inside; what is left stays in flight.
+            # Failures are counted and retried inside; what is left stays in flight
+            # and is due again after the linger: pause so a failing database is
+            # not asked fifty times a second.
+            failures = dispatcher.stats.record_failures
             dispatcher.record_completed()
+            if dispatcher.stats.record_failures > failures:
+                self._stopping.wait(self.poll_interval)
 
     def _idle_wait(self) -> float:
         """Until the next retry is due, at most ``poll_interval``."""

@@ -645,27 +645,31 @@ def test_drain_submits_what_was_handed_over_before_it_stops(world: World) -> Non
 # --------------------------------------------------------------------------- recording in batches
 
 
-def test_the_loop_records_outcomes_after_a_linger_at_the_times_they_arrived(
-    world: World,
-) -> None:
+def recorder_turn(dispatcher: Dispatcher) -> None:
+    """What the worker's recorder thread does when woken: record if the outcomes are due."""
+    if dispatcher.record_wait() == 0.0:
+        dispatcher.record_completed()
+
+
+def test_outcomes_are_recorded_after_a_linger_at_the_times_they_arrived(world: World) -> None:
     rig = Rig(world, config("agg1"), record_linger=0.5, record_batch=3)
     dispatcher = rig.dispatcher
     assert dispatcher.record_wait() is None
     first, second = rig.send(), rig.send(phone_number="+919812345679")
     answered_at = rig.clock.now()
     dispatcher.outcomes.clear()
-    dispatcher.step(linger=True)  # claims both; the memory carrier answers at once
+    dispatcher.step(record=False)  # claims both; the memory carrier answers at once
     assert len(rig.carriers["agg1"].submits) == 2
     assert dispatcher.outcomes.is_set()  # the first outcome wakes the recorder to time it
     assert dispatcher.record_wait() == 0.5
-    # Not due yet: nothing is recorded, however often the loop turns.
+    # Not due yet: nothing is recorded, however often the recorder wakes.
     rig.clock.advance(0.3)
-    dispatcher.step(linger=True)
+    recorder_turn(dispatcher)
     assert dispatcher.record_wait() == pytest.approx(0.2)
     assert rig.message(first).status is Status.SUBMITTING
     rig.clock.advance(0.2)
     assert dispatcher.record_wait() == 0.0
-    dispatcher.step(linger=True)
+    recorder_turn(dispatcher)
     assert dispatcher.record_wait() is None
     for message_id in (first, second):
         sent = rig.message(message_id)
@@ -678,7 +682,7 @@ def test_the_loop_records_outcomes_after_a_linger_at_the_times_they_arrived(
     assert rig.bs.reconcile(world.tenant_id).ok
 
 
-def test_a_full_record_batch_is_due_at_once_and_wakes_the_loop_only_when_full(
+def test_a_full_record_batch_is_due_at_once_and_wakes_the_recorder_only_when_full(
     world: World,
 ) -> None:
     rig = Rig(world, config("agg1"), record_linger=10.0, record_batch=3)
@@ -692,18 +696,18 @@ def test_a_full_record_batch_is_due_at_once_and_wakes_the_loop_only_when_full(
         original()
 
     dispatcher.outcomes.set = counting_set  # type: ignore[method-assign]
-    dispatcher.step(linger=True)
+    dispatcher.step(record=False)
     # Three outcomes, two wake-ups: the first (start the linger) and the third (full).
     assert len(wakes) == 2
     assert dispatcher.record_wait() == 0.0
-    dispatcher.step(linger=True)
+    recorder_turn(dispatcher)
     assert [rig.message(i).status for i in ids] == [Status.SENT] * 3
 
 
-def test_a_step_without_linger_records_whatever_has_completed(world: World) -> None:
+def test_a_step_that_records_takes_whatever_has_completed(world: World) -> None:
     rig = Rig(world, config("agg1"), record_linger=10.0)
     message_id = rig.send()
-    rig.dispatcher.step(linger=True)
+    rig.dispatcher.step(record=False)
     assert rig.message(message_id).status is Status.SUBMITTING
-    rig.dispatcher.step()
+    rig.dispatcher.step()  # no linger: the loop of a dispatcher stepped by hand
     assert rig.message(message_id).status is Status.SENT
