@@ -72,7 +72,7 @@ from bharatsend_core.service.worker import CarrierFactory, Worker, process_owner
 __all__ = ["BharatSend"]
 
 
-def storage_for_url(url: str, *, pool_size: int = 10) -> Storage:
+def storage_for_url(url: str, *, pool_size: int) -> Storage:
     """The storage adapter for a database URL (``memory://``, ``sqlite:…``, ``postgresql…``).
 
     ``pool_size``: connections kept open (``Settings.database_pool_size``).
