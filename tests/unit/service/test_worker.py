@@ -12,6 +12,7 @@ import pytest
 from bharatsend_core import BharatSend
 from bharatsend_core.adapters.memory.carrier import MemoryCarrier
 from bharatsend_core.adapters.system import SystemClock
+from bharatsend_core.domain.errors import StorageUnavailable
 from bharatsend_core.domain.message import Status
 from bharatsend_core.domain.routing import RouteConfig
 from bharatsend_core.ports.carrier import Carrier
@@ -217,6 +218,33 @@ def test_a_crashing_recorder_is_restarted_and_outcomes_are_still_recorded(
         until(lambda: status(world, message_id) is Status.DELIVERED)
         assert worker.health().loop_restarts == 1
         assert worker.health().stats.sent == 1
+    finally:
+        worker.stop()
+    assert world.bs.reconcile(world.tenant_id).ok
+
+
+def test_a_recorder_facing_a_failing_database_pauses_then_records(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    factory = Factory()
+    worker = start(world, factory, poll_interval=0.25)
+    dispatcher = worker.dispatcher
+    real = dispatcher._record
+
+    def down(*_args: Any, **_kw: Any) -> Any:
+        raise StorageUnavailable("the database went away")
+
+    try:
+        monkeypatch.setattr(dispatcher, "_record", down)
+        message_id = send(world)
+        until(lambda: dispatcher.stats.record_failures >= 3)
+        time.sleep(0.5)
+        # Three tries per round, one round per poll_interval: about six more in
+        # 0.5 s, where retrying at every 20 ms linger would make some seventy.
+        assert dispatcher.stats.record_failures <= 15
+        assert status(world, message_id) is Status.SUBMITTING  # kept in flight, not lost
+        monkeypatch.setattr(dispatcher, "_record", real)
+        until(lambda: status(world, message_id) is Status.DELIVERED)
     finally:
         worker.stop()
     assert world.bs.reconcile(world.tenant_id).ok
