@@ -174,22 +174,26 @@ def test_a_carrier_that_died_is_restarted_at_the_next_reload(world: World) -> No
         worker.stop()
 
 
+def failing_once(real: Callable[..., int]) -> Callable[..., int]:
+    """``real``, except that its first call raises as a bug would."""
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> int:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("a bug")
+        return real(*args, **kwargs)
+
+    return flaky
+
+
 def test_a_crashing_loop_is_restarted_with_backoff(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     factory = Factory()
     worker = start(world, factory)
     try:
-        real = worker.dispatcher.step
-        calls = {"n": 0}
-
-        def flaky(**kwargs: Any) -> int:
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise RuntimeError("a bug")
-            return real(**kwargs)
-
-        monkeypatch.setattr(worker.dispatcher, "step", flaky)
+        monkeypatch.setattr(worker.dispatcher, "step", failing_once(worker.dispatcher.step))
         worker.dispatcher.kick.set()
         message_id = send(world)
         until(lambda: status(world, message_id) is Status.DELIVERED)
@@ -204,16 +208,11 @@ def test_a_crashing_recorder_is_restarted_and_outcomes_are_still_recorded(
     factory = Factory()
     worker = start(world, factory)
     try:
-        real = worker.dispatcher.record_completed
-        calls = {"n": 0}
-
-        def flaky() -> int:
-            calls["n"] += 1
-            if calls["n"] == 1:
-                raise RuntimeError("a bug")
-            return real()
-
-        monkeypatch.setattr(worker.dispatcher, "record_completed", flaky)
+        monkeypatch.setattr(
+            worker.dispatcher,
+            "record_completed",
+            failing_once(worker.dispatcher.record_completed),
+        )
         message_id = send(world)
         until(lambda: status(world, message_id) is Status.DELIVERED)
         assert worker.health().loop_restarts == 1
