@@ -1,0 +1,113 @@
+"""Batch reads and writes by id use an index on PostgreSQL, even before the first ANALYZE.
+
+A table nobody has analyzed yet (a new deployment, or a server with
+autovacuum off) has no statistics, and the planner then prices ``col = ANY
+(:ids)`` with a default selectivity per element: for a batch of a few
+hundred ids it expects most of the table and scans all of it. The storage's
+batch statements probe the index once per id instead, so their plans must
+not scan the tables they read by id, whatever the statistics say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+
+from bharatsend_core import BharatSend, Settings
+from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.adapters.sqlalchemy.prepared import Prepared
+from bharatsend_core.service.send import SendRequest
+
+from ..unit.service.world import OTP_TEMPLATE, OTP_TEXT, PEPPER, make_world
+
+MESSAGES = 3000
+BATCH = 400
+
+
+def short(plan: str) -> str:
+    """The plan without the long id lists, for a readable failure."""
+    return "\n".join(line[:120] for line in plan.splitlines())
+
+
+def explain(storage: SqlStorage, sql: str, params: object) -> str:
+    """The plan PostgreSQL picks for ``sql`` with these parameters (nothing runs)."""
+    with storage.engine.connect() as conn:
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        cursor.execute("EXPLAIN " + sql, params)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        conn.rollback()
+    return plan
+
+
+def plan_of(storage: SqlStorage, prepared: Prepared, given: Mapping[str, Any]) -> str:
+    return explain(storage, prepared.sql, prepared.params(given))
+
+
+@pytest.fixture
+def loaded(
+    sql_storage_factory: Callable[[str], SqlStorage],
+) -> tuple[SqlStorage, str, list[str]]:
+    """A PostgreSQL storage holding a few thousand accepted messages, never analyzed."""
+    storage = sql_storage_factory("postgres")
+    settings = Settings.resolve({}, key_pepper=PEPPER, number_limit=0)
+    bs = BharatSend(storage=storage, settings=settings)
+    world = make_world(bs, None, credits=10**9)  # type: ignore[arg-type]
+    ids: list[str] = []
+    for start in range(0, MESSAGES, 1000):
+        batch = [
+            SendRequest(
+                f"+9198{n:08d}", OTP_TEXT, OTP_TEMPLATE, header="ACMEOT", client_message_id=f"c-{n}"
+            )
+            for n in range(start, start + 1000)
+        ]
+        result = bs.send_batch(world.tenant_id, batch)
+        assert result.rejected == 0
+        ids.extend(item.result.message.id for item in result.items if item.result is not None)
+    with storage.engine.connect() as conn:
+        analyzed = conn.exec_driver_sql(
+            "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema()"
+            " AND relname = 'message_events' AND last_analyze IS NULL"
+            " AND last_autoanalyze IS NULL"
+        ).scalar()
+    if not analyzed:
+        pytest.skip("autovacuum analyzed the tables already: nothing to show")
+    return storage, world.tenant_id, ids[1000 : 1000 + BATCH]
+
+
+@pytest.mark.parametrize(
+    ("statement", "table", "params"),
+    [
+        ("messages_by_ids", "messages", lambda t, ids: {"b_ids": ids}),
+        ("parts_of_many", "message_parts", lambda t, ids: {"b_ids": ids}),
+        ("events_of_many", "message_events", lambda t, ids: {"b_ids": ids}),
+        ("events_stored_many", "message_events", lambda t, ids: {"b_ids": ids}),
+        (
+            "client_ids_of_tenant",
+            "messages",
+            lambda t, ids: {"b_tenant_id": t, "b_client_ids": [f"c-{n}" for n in range(BATCH)]},
+        ),
+        (
+            "transfers_by_ids",
+            "ledger_transfers",
+            lambda t, ids: {"b_ids": [f"{i}.reserve" for i in ids]},
+        ),
+        (
+            "parts_by_carrier",
+            "message_parts",
+            lambda t, ids: {"b_route": "agg1", "b_carrier_ids": [f"c{n}" for n in range(BATCH)]},
+        ),
+    ],
+)
+def test_batch_reads_by_id_probe_an_index(
+    loaded: tuple[SqlStorage, str, list[str]],
+    statement: str,
+    table: str,
+    params: Callable[[str, list[str]], dict[str, Any]],
+) -> None:
+    storage, tenant_id, ids = loaded
+    prepared = getattr(storage._statements, statement)
+    plan = plan_of(storage, prepared, params(tenant_id, ids))
+    assert f"Seq Scan on {table}" not in plan, short(plan)
+    assert "Index" in plan, short(plan)
