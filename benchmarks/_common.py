@@ -11,6 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timedelta
@@ -55,9 +56,12 @@ def machine() -> str:
     )
 
 
+def bench_settings() -> Settings:
+    return Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
+
+
 def setup(storage: SqlStorage, credits: int) -> tuple[BharatSend, str]:
-    settings = Settings.resolve({}, key_pepper="bench-pepper-0123456789abcdef")
-    bs = BharatSend(storage=storage, settings=settings)
+    bs = BharatSend(storage=storage, settings=bench_settings())
     bs.migrate()
     tenant = bs.create_tenant("Bench")
     bs.register_entity(tenant.id, PE_ID)
@@ -115,24 +119,98 @@ def drop_schemas(url: str, schemas: list[str]) -> None:
     engine.dispose()
 
 
-def on_each_database(
-    postgres_url: str | None, filename: str, run: Callable[[str, SqlStorage], None]
+def each_database(
+    postgres_url: str | None, filename: str, run: Callable[[str, str, str | None], None]
 ) -> None:
-    """``run`` on a SQLite file in a temp dir, then on PostgreSQL in a schema dropped after."""
+    """``run(name, url, schema)`` on a SQLite file in a temp dir, then on PostgreSQL in a
+    schema dropped after."""
     with tempfile.TemporaryDirectory() as tmp:
-        run("sqlite", SqlStorage.from_url(f"sqlite:///{Path(tmp) / filename}"))
+        run("sqlite", f"sqlite:///{Path(tmp) / filename}", None)
     if not postgres_url:
         print(POSTGRES_SKIPPED)
         return
     schema = new_schema()
     try:
-        run("postgresql", SqlStorage.from_url(postgres_url, schema=schema))
+        run("postgresql", postgres_url, schema)
     finally:
         drop_schemas(postgres_url, [schema])
 
 
+def on_each_database(
+    postgres_url: str | None, filename: str, run: Callable[[str, SqlStorage], None]
+) -> None:
+    """``run`` on a SQLite file's storage, then on a PostgreSQL schema's (see each_database)."""
+    each_database(
+        postgres_url,
+        filename,
+        lambda name, url, schema: run(name, SqlStorage.from_url(url, schema=schema)),
+    )
+
+
+# The child process of ``--worker-process``: argv[1] is JSON {"url", "schema"}. It
+# runs ``new_worker`` on that database the way ``bharatsend worker`` does
+# (``Worker.run``: the collector tuned, SIGTERM drains), prints "ready" once
+# started and, after SIGTERM, one JSON line of the dispatcher's counters.
+WORKER_SCRIPT = """
+import json, sys
+import attrs
+sys.path.insert(0, sys.argv[2])
+from _common import bench_settings, new_worker
+from bharatsend_core import BharatSend
+from bharatsend_core.adapters.sqlalchemy import SqlStorage
+
+settings = json.loads(sys.argv[1])
+storage = SqlStorage.from_url(settings["url"], schema=settings["schema"])
+worker = new_worker(BharatSend(storage=storage, settings=bench_settings()))
+worker.start()
+print("ready", flush=True)
+worker.run()
+print(json.dumps(attrs.asdict(worker.health().stats)), flush=True)
+storage.close()
+"""
+
+
+class ProcessWorker:
+    """A dispatch worker in a child process on database ``url`` (``schema`` on PostgreSQL).
+
+    The shape of a deployment: the application accepts in its processes and
+    ``bharatsend worker`` runs in its own.
+    """
+
+    def __init__(self, url: str, schema: str | None) -> None:
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                WORKER_SCRIPT,
+                json.dumps({"url": url, "schema": schema}),
+                str(Path(__file__).resolve().parent),
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != "ready":
+            self.proc.kill()
+            raise RuntimeError("worker process did not start")
+
+    def stop(self) -> dict[str, int]:
+        """SIGTERM (the worker drains and exits); its dispatcher's counters."""
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=60)
+        stats: dict[str, int] = json.loads(out.strip().splitlines()[-1])
+        return stats
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
 # The child process of ``--sim-process``: argv[1] is JSON {"receipt_delay", "behaviour",
-# "stream"}; with "stream" false it prints no line per submit.
+# "stream"}. With "stream" true it prints one line per submit; with it false it
+# prints nothing on its own and answers each "count" line on stdin with the
+# number of submits seen so far. Closing stdin stops it.
 SIM_SCRIPT = """
 import json, signal, sys, threading
 from bharatsend_core.adapters.smpp import Behaviour, SmscSimulator
@@ -164,14 +242,16 @@ def stream():
         sys.stdout.flush()
 
 
-def stdin_closed():
-    sys.stdin.read()
+def commands():
+    for line in sys.stdin:
+        if line.strip() == "count" and not settings.get("stream", True):
+            print(f"count {len(sim.submits)}", flush=True)
     stop.set()
 
 
 streamer = threading.Thread(target=stream if settings.get("stream", True) else stop.wait)
 streamer.start()
-threading.Thread(target=stdin_closed, daemon=True).start()
+threading.Thread(target=commands, daemon=True).start()
 while not stop.wait(0.5):
     pass
 sim.stop()
@@ -190,7 +270,8 @@ class ProcessSimulator:
     """``SmscSimulator`` in a child process, with ``.port``, ``.submits`` and ``.stop()``.
 
     ``stream=False`` leaves ``.submits`` empty: the child then spends nothing
-    on reporting submits, and neither does this process on reading them.
+    on reporting submits, and neither does this process on reading them;
+    :meth:`count` asks it how many it has seen.
     """
 
     def __init__(
@@ -211,9 +292,32 @@ class ProcessSimulator:
             self.proc.kill()
             raise RuntimeError(f"simulator process did not start: {first!r}")
         self.port = int(first[1])
+        self.stream = stream
         self.submits: Recorded[Seen] = Recorded()
-        self._reader = threading.Thread(target=self._read, name="sim-reader", daemon=True)
-        self._reader.start()
+        self._reader: threading.Thread | None = None
+        if stream:
+            self._reader = threading.Thread(target=self._read, name="sim-reader", daemon=True)
+            self._reader.start()
+
+    def count(self) -> int:
+        """Submits the child has seen so far (with ``stream=False``)."""
+        assert not self.stream
+        assert self.proc.stdin is not None
+        assert self.proc.stdout is not None
+        self.proc.stdin.write("count\n")
+        self.proc.stdin.flush()
+        answer = self.proc.stdout.readline().split()
+        if len(answer) != 2 or answer[0] != "count":
+            raise RuntimeError(f"simulator process answered {answer!r}")
+        return int(answer[1])
+
+    def wait_for_count(self, count: int, timeout: float) -> None:
+        """Poll :meth:`count` every 10 ms until it reaches ``count``."""
+        deadline = time.monotonic() + timeout
+        while (seen := self.count()) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the simulator saw {seen} submits, not {count}")
+            time.sleep(0.01)
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -231,4 +335,5 @@ class ProcessSimulator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        self._reader.join(5)
+        if self._reader is not None:
+            self._reader.join(5)

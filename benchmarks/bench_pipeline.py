@@ -15,8 +15,14 @@ threads take the interpreter lock from the worker's. With ``--sim-process``
 it runs in a child Python process, as a real SMSC (and the Jasmin peer
 figure's loopback SMSC) is another process.
 
+By default the worker runs in this process too, beside the producer, so the
+accept path hands messages straight to it. With ``--worker-process`` it runs
+in a child process as ``bharatsend worker`` would: the producer's process
+accepts (an application's web process), the worker claims what was queued,
+and the two share no interpreter lock.
+
 Run: ``python benchmarks/bench_pipeline.py [--rate R] [--seconds S] [--postgres URL]
-[--sim-process]``.
+[--sim-process] [--worker-process]``.
 """
 
 from __future__ import annotations
@@ -30,16 +36,17 @@ import sqlalchemy as sa
 
 from _common import (
     ProcessSimulator,
+    ProcessWorker,
     add_route,
+    each_database,
     machine,
     new_worker,
-    on_each_database,
     requests,
     setup,
 )
 from bharatsend_core.adapters.smpp import SmscSimulator
 from bharatsend_core.adapters.sqlalchemy import SqlStorage, tables
-from bharatsend_core.service.worker import tune_gc
+from bharatsend_core.service.worker import Worker, tune_gc
 
 CHUNK = 100
 
@@ -51,17 +58,24 @@ def counts(engine: sa.Engine) -> dict[str, int]:
         return {str(r[0]): int(r[1]) for r in rows}
 
 
-def bench(name: str, storage: SqlStorage, rate: float, seconds: float, sim_process: bool) -> None:
+def bench(
+    name: str,
+    url: str,
+    schema: str | None,
+    args: argparse.Namespace,
+) -> None:
+    rate, seconds = args.rate, args.seconds
+    storage = SqlStorage.from_url(url, schema=schema)
     bs, tenant_id = setup(storage, credits=10**12)
     sim: SmscSimulator | ProcessSimulator
-    if sim_process:
+    if args.sim_process:
         sim = ProcessSimulator(0.05, {}, stream=False)
     else:
         sim = SmscSimulator(receipt_delay=0.05, record_limit=1000).start()
-    worker = None
+    worker: Worker | ProcessWorker | None = None
     try:
         add_route(bs, sim.port)
-        worker = new_worker(bs).start()
+        worker = ProcessWorker(url, schema) if args.worker_process else new_worker(bs).start()
         total = int(rate * seconds)
         accepted = [0]
         t_start = time.perf_counter() + 0.1
@@ -93,12 +107,17 @@ def bench(name: str, storage: SqlStorage, rate: float, seconds: float, sim_proce
                 break
             time.sleep(0.05)
         t_drained = time.perf_counter() - t_start
-        stats = worker.health().stats
-        worker.stop(5.0)
+        if isinstance(worker, ProcessWorker):
+            stats: object = worker.stop()
+        else:
+            stats = worker.health().stats
+            worker.stop(5.0)
         worker = None
         report = bs.reconcile(tenant_id)
     finally:
-        if worker is not None:
+        if isinstance(worker, ProcessWorker):
+            worker.kill()
+        elif worker is not None:
             worker.stop(5.0)
         sim.stop()
         storage.close()
@@ -122,15 +141,16 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--sim-process", action="store_true",
                         help="run the SMSC simulator in a separate Python process")  # fmt: skip
+    parser.add_argument("--worker-process", action="store_true",
+                        help="run the worker in a separate Python process")  # fmt: skip
     args = parser.parse_args()
     # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
     tune_gc()
     print(f"machine: {machine()}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
-    on_each_database(
-        args.postgres,
-        "pipeline.db",
-        lambda name, storage: bench(name, storage, args.rate, args.seconds, args.sim_process),
+    print(f"worker: {'separate process' if args.worker_process else 'in this process'}")
+    each_database(
+        args.postgres, "pipeline.db", lambda name, url, schema: bench(name, url, schema, args)
     )
     return 0
 
