@@ -460,10 +460,10 @@ class Dispatcher:
             starts.append((message, route))
         before = {m.id: len(stored[m.id].timeline) for m in updates}
         uow.messages.update_many(updates, expected_events=before)
-        settle_changed(uow, settle, now)
         record_events(uow, [(m, before[m.id]) for m in updates], now, self._ctx.hub)
         uow.dispatch.ack_many(acks, self.owner)
         uow.dispatch.release_many(releases, self.owner)
+        settle_changed(uow, settle, now)  # last, as in _record
         return starts
 
     def _recover(self, message: Message, now: datetime) -> Message:
@@ -655,7 +655,6 @@ class Dispatcher:
             apply_receipts(uow, parked, current=current, lookup=_lookup_in(current))
         messages = list(current.values())
         uow.messages.update_many(messages, expected_events=expected)
-        settle_changed(uow, messages, now)
         record_events(uow, [(m, expected[m.id]) for m in messages], now, self._ctx.hub)
         acks = [m.id for m in messages if m.status not in (Status.SUBMITTING, Status.RETRYING)]
         releases = [
@@ -665,6 +664,9 @@ class Dispatcher:
         ]
         uow.dispatch.ack_many(acks, self.owner)
         uow.dispatch.release_many(releases, self.owner)
+        # Last: settling locks the tenants' accounts until the commit, and
+        # every accept of those tenants waits for them.
+        settle_changed(uow, messages, now)
         result.messages = messages
         return result
 

@@ -255,8 +255,8 @@ class ReceiptInbox:
                         applied += 1
             messages = [current[i] for i in sorted(current)]
             uow.messages.update_many(messages, expected_events=expected)
-            settle_changed(uow, messages, now)
             record_events(uow, [(m, expected[m.id]) for m in messages], now, self._ctx.hub)
+            settle_changed(uow, messages, now)  # last: it locks the accounts until the commit
             uow.commit()
         return IngestResult(
             stored=stored_count,
@@ -291,8 +291,8 @@ class ReceiptInbox:
                 return 0
             messages = [current[i] for i in sorted(current)]
             uow.messages.update_many(messages, expected_events=expected)
-            settle_changed(uow, messages, now)
             record_events(uow, [(m, expected[m.id]) for m in messages], now, self._ctx.hub)
+            settle_changed(uow, messages, now)  # last: it locks the accounts until the commit
             uow.commit()
         return applied
 
@@ -313,8 +313,8 @@ class ReceiptInbox:
                     expected = {m.id: len(m.timeline) for m in waiting}
                     moved = [m.apply(ReceiptTimeout(now)) for m in waiting]
                     uow.messages.update_many(moved, expected_events=expected)
-                    settle_changed(uow, moved, now)
                     record_events(uow, [(m, expected[m.id]) for m in moved], now, self._ctx.hub)
+                    settle_changed(uow, moved, now)  # last: it locks the accounts until the commit
                     uow.commit()
                     return len(moved)
             except ConcurrentUpdate:

@@ -203,10 +203,12 @@ class SendService:
                 offered = self._hand_off([message], now)
                 stored = _stored(offered[0])
                 uow.messages.add(stored, fingerprint=prepared.fingerprint)
-                if message.price_paise:
-                    uow.ledger.record(reserve_transfer(message, now))
                 self._queue(uow, offered, now)
                 record_events(uow, [(stored, 0)], now, self._ctx.hub)
+                # Last: the reservation locks the tenant's account row until the
+                # commit, and every accept of the tenant waits for that lock.
+                if message.price_paise:
+                    uow.ledger.record(reserve_transfer(message, now))
                 uow.commit()
                 # The result is the acceptance, whatever the worker did next.
                 return SendResult(message, False, prepared.warnings)
@@ -365,11 +367,12 @@ class SendService:
             uow.messages.add_many(
                 [(m, p.fingerprint) for m, (_, p) in zip(inserted, new, strict=True)]
             )
+            self._queue(uow, offered, now)
+            record_events(uow, [(m, 0) for m in inserted], now, self._ctx.hub)
+            # Last, as in send(): the account row stays locked until the commit.
             uow.ledger.reserve_many(
                 [reserve_transfer(p.message, now) for _, p in new if p.message.price_paise]
             )
-            self._queue(uow, offered, now)
-            record_events(uow, [(m, 0) for m in inserted], now, self._ctx.hub)
             uow.commit()
         for i, p in new:
             items[i] = BatchItem(i, result=SendResult(p.message, False, p.warnings))
