@@ -11,6 +11,7 @@ not scan the tables they read by id, whatever the statistics say.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -92,6 +93,15 @@ def loaded(
             "transfers_by_ids",
             "ledger_transfers",
             lambda t, ids: {"b_ids": [f"{i}.reserve" for i in ids]},
+        ),
+        (
+            "count_recent_many",
+            "messages",
+            lambda t, ids: {
+                "b_tenant_id": t,
+                "b_phones": [f"+9198{n:08d}" for n in range(BATCH)],
+                "b_since": datetime(2020, 1, 1, tzinfo=UTC),
+            },
         ),
         (
             "parts_by_carrier",

@@ -1202,39 +1202,17 @@ class _Statements:
             .where(_by(messages, "tenant_id", "phone"), m.created_at >= bindparam("b_since"))
             .group_by(m.category)
         )
-        # The same for a batch's numbers.
-        if dialect.name == "postgresql":
-            # One index range per number (a LATERAL join over the array):
-            # with ``phone = ANY`` the planner may instead walk every recent
-            # message of the tenant and filter, which grows with the window.
-            numbers = (
-                func.unnest(bindparam("b_phones", type_=postgresql.ARRAY(String())))
-                .table_valued("phone")
-                .render_derived(name="numbers")
-            )
-            per_number = (
-                select(*recent)
-                .where(
-                    m.tenant_id == bindparam("b_tenant_id"),
-                    m.phone == numbers.c.phone,
-                    m.created_at >= bindparam("b_since"),
-                )
-                .group_by(m.category)
-                .lateral("recent")
-            )
-            self.count_recent_many = prepare(
-                select(numbers.c.phone, *per_number.c).select_from(numbers.join(per_number, true()))
-            )
-        else:
-            self.count_recent_many = prepare(
-                select(m.phone, *recent)
-                .where(
-                    m.tenant_id == bindparam("b_tenant_id"),
-                    one_of(m.phone, "b_phones"),
-                    m.created_at >= bindparam("b_since"),
-                )
-                .group_by(m.phone, m.category)
-            )
+        # The same for a batch's numbers: on PostgreSQL one index range per
+        # number (each_of); with ``phone = ANY`` the planner may instead walk
+        # every recent message of the tenant and filter, which grows with the
+        # window.
+        self.count_recent_many = each_of(
+            select(m.phone, *recent)
+            .where(m.tenant_id == bindparam("b_tenant_id"), m.created_at >= bindparam("b_since"))
+            .group_by(m.phone, m.category),
+            m.phone,
+            "b_phones",
+        )
 
         # ledger
         a = ledger_accounts.c
