@@ -50,7 +50,8 @@ def plan_of(storage: SqlStorage, prepared: Prepared, given: Mapping[str, Any]) -
 def loaded(
     sql_storage_factory: Callable[[str], SqlStorage],
 ) -> tuple[SqlStorage, str, list[str]]:
-    """A PostgreSQL storage holding a few thousand accepted messages, never analyzed."""
+    """A PostgreSQL storage holding a few thousand accepted messages (new tables: no ANALYZE yet,
+    unless autovacuum got there first, and the plans must use the index either way)."""
     storage = sql_storage_factory("postgres")
     settings = Settings.resolve({}, key_pepper=PEPPER, number_limit=0)
     bs = BharatSend(storage=storage, settings=settings)
@@ -66,14 +67,6 @@ def loaded(
         result = bs.send_batch(world.tenant_id, batch)
         assert result.rejected == 0
         ids.extend(item.result.message.id for item in result.items if item.result is not None)
-    with storage.engine.connect() as conn:
-        analyzed = conn.exec_driver_sql(
-            "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = current_schema()"
-            " AND relname = 'message_events' AND last_analyze IS NULL"
-            " AND last_autoanalyze IS NULL"
-        ).scalar()
-    if not analyzed:
-        pytest.skip("autovacuum analyzed the tables already: nothing to show")
     return storage, world.tenant_id, ids[1000 : 1000 + BATCH]
 
 
