@@ -7,6 +7,7 @@ over TCP in tests/integration/test_dispatch.py.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -711,3 +712,21 @@ def test_a_step_that_records_takes_whatever_has_completed(world: World) -> None:
     assert rig.message(message_id).status is Status.SUBMITTING
     rig.dispatcher.step()  # no linger: the loop of a dispatcher stepped by hand
     assert rig.message(message_id).status is Status.SENT
+
+
+def test_extending_leases_warns_only_of_rows_truly_lost(
+    world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    rig = Rig(world, config("agg1"), record_linger=10.0)
+    recorded, lost = rig.send(), rig.send(phone_number="+919812345679")
+    rig.dispatcher.step(record=False)  # both answered; the recorder has not run yet
+    # The recorder thread committed the first (its row is gone) and has not yet
+    # dropped it from the in-flight table; the second, still awaiting its
+    # answer, lost its row to another worker.
+    rig.ctx.write(lambda uow: uow.dispatch.ack_many([recorded, lost], "w1"))
+    rig.dispatcher._in_flight[lost].done_at = None
+    rig.clock.advance(11)  # a third of the 30 s lease: time to extend
+    with caplog.at_level(logging.WARNING, logger="bharatsend_core.service.dispatch"):
+        rig.dispatcher._extend_leases()
+    warnings = [r.getMessage() for r in caplog.records if "leases were lost" in r.getMessage()]
+    assert warnings == ["dispatch: 1 leases were lost (another worker may resend)"]
