@@ -202,7 +202,8 @@ def main() -> int:
     parser.add_argument("--slow", type=int, default=200, help="messages at 10 msg/s")
     parser.add_argument("--fast", type=int, default=3000, help="messages at 1,000 msg/s")
     parser.add_argument("--senders", type=int, default=1, help="sender threads at 1,000/s")
-    parser.add_argument("--pg-senders", type=int, default=4, help="the same on PostgreSQL")
+    parser.add_argument("--pg-senders", type=int, default=16,
+                        help="the same on PostgreSQL (apps serve with many threads)")  # fmt: skip
     parser.add_argument("--no-receipts", action="store_true")
     parser.add_argument("--sim-process", action="store_true",
                         help="run the SMSC simulator in a separate Python process")  # fmt: skip

@@ -180,7 +180,9 @@ class BharatSend:
         """Call ``listener`` with the events of each committed change made in this process.
 
         Runs on the thread that made the change, after its commit; returns the
-        unsubscribe function. The webhook outbox is the cross-process channel.
+        unsubscribe function. Sends committed together (``send_group_commits``)
+        notify on the thread that committed the group, which may be another
+        caller's. The webhook outbox is the cross-process channel.
         """
         return self._ctx.hub.on_status(listener)
 

@@ -85,6 +85,11 @@ class Settings:
     #: Database connections kept open per process, and up to twice as many
     #: more in bursts; above your request threads plus five for a worker.
     database_pool_size: int = 10
+    #: Group commit for single sends: up to this many accept transactions per
+    #: tenant at once, and sends arriving while they run are committed together
+    #: when one ends (each still gets its own answer); 0 commits every send()
+    #: on its own.
+    send_group_commits: int = 2
     #: Server-side secret mixed into API key hashes; keep it out of the database.
     key_pepper: bytes | None = field(default=None, converter=_pepper, repr=False)
     #: How long an accepted message may wait to be sent when the caller gives no validity.
@@ -119,6 +124,10 @@ class Settings:
         if not 1 <= self.database_pool_size <= 1000:
             raise ConfigurationError(
                 "database_pool_size must be 1 to 1000", field="database_pool_size"
+            )
+        if not 0 <= self.send_group_commits <= 1000:
+            raise ConfigurationError(
+                "send_group_commits must be 0 (off) to 1000", field="send_group_commits"
             )
         if not 1 <= self.max_segments <= 255:
             raise ConfigurationError("max_segments must be 1 to 255", field="max_segments")

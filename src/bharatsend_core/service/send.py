@@ -49,6 +49,7 @@ from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports import DuplicateClientMessageId, UnitOfWork
 from bharatsend_core.service.context import Context, require_tenant
 from bharatsend_core.service.events import Handed
+from bharatsend_core.service.grouping import GroupCommit
 from bharatsend_core.service.ledger import reserve_transfer
 from bharatsend_core.service.templates import RegistryCache, TenantRegistry
 from bharatsend_core.service.webhooks import record_events
@@ -181,12 +182,34 @@ class SendService:
     def __init__(self, ctx: Context, cache: RegistryCache) -> None:
         self._ctx = ctx
         self._cache = cache
+        leaders = ctx.settings.send_group_commits
+        self._group = (
+            GroupCommit(
+                leaders,
+                self._send_one,
+                lambda tenant_id, requests, sandbox: self.send_batch(
+                    tenant_id, requests, sandbox=sandbox
+                ),
+            )
+            if leaders
+            else None
+        )
 
     # ------------------------------------------------------------------ single
 
     def send(self, tenant_id: str, request: SendRequest, *, sandbox: bool = False) -> SendResult:
-        """Accept one message (or replay it); see the module docstring for the guarantees."""
+        """Accept one message (or replay it); see the module docstring for the guarantees.
+
+        With ``Settings.send_group_commits``, sends of a tenant that arrive
+        while that many of its accepts are committing wait and are committed
+        together (``service/grouping.py``); each still gets its own answer.
+        """
         sandbox = sandbox or self._ctx.settings.sandbox
+        if self._group is not None:
+            return self._group.send(tenant_id, request, sandbox)
+        return self._send_one(tenant_id, request, sandbox)
+
+    def _send_one(self, tenant_id: str, request: SendRequest, sandbox: bool) -> SendResult:
         checked = self._check(request, sandbox)
         now = self._ctx.clock.now()
         try:
