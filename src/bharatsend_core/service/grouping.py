@@ -67,9 +67,14 @@ class GroupCommit:
         self._batch = batch
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, bool], _Line] = {}
+        # Set while this thread commits for a line: a send() from inside that
+        # commit (a status listener sending again) must not wait for itself.
+        self._leading = threading.local()
 
     def send(self, tenant_id: str, request: SendRequest, sandbox: bool) -> SendResult:
         """Accept one message, in a group when others are committing; raises its own error."""
+        if getattr(self._leading, "active", False):
+            return self._one(tenant_id, request, sandbox)
         key = (tenant_id, sandbox)
         me = _Waiter(request)
         with self._lock:
@@ -91,10 +96,12 @@ class GroupCommit:
         with self._lock:
             group = [me, *line.waiting[: GROUP_LIMIT - 1]]
             del line.waiting[: len(group) - 1]
+        self._leading.active = True
         if len(group) == 1:
             try:
                 return self._one(key[0], me.request, key[1])
             finally:
+                self._leading.active = False
                 self._hand_on(key, line)
         try:
             result = self._batch(key[0], [w.request for w in group], key[1])
@@ -103,6 +110,7 @@ class GroupCommit:
         except Exception:  # noqa: S110 - each member sends again below
             pass
         finally:
+            self._leading.active = False
             # Whoever has no answer (the whole transaction failed: the database
             # blinked, another process took a client_message_id) sends again on
             # its own, in its own thread, so no member answers with another's error.

@@ -77,7 +77,7 @@ def in_threads(group: GroupCommit, requests: list[SendRequest]) -> list[Any]:
         except Exception as e:  # the answer under test
             out[i] = e
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(len(requests))]
     for t in threads:
         t.start()
         time.sleep(0.01)  # arrive in order
@@ -189,6 +189,26 @@ def test_up_to_leaders_sends_commit_at_once_without_waiting() -> None:
     fake.hold.set()
     runner.join(WAIT)
     assert fake.batches == []
+
+
+def test_a_send_from_inside_a_groups_commit_does_not_wait_for_itself() -> None:
+    # A status listener runs inside the commit; if it sends again, that send
+    # must not queue behind the very commit that is running it.
+    fake = Fake()
+    group = GroupCommit(1, fake.one, fake.batch)
+    inner: list[SendResult] = []
+    original = fake.one
+
+    def one(tenant_id: str, r: SendRequest, sandbox: bool) -> SendResult:
+        if r.phone_number == request(0).phone_number:
+            inner.append(group.send(tenant_id, request(1), sandbox))
+        return original(tenant_id, r, sandbox)
+
+    group._one = one  # type: ignore[method-assign]
+    answers = in_threads(group, [request(0)])
+    assert [a.message for a in answers] == [request(0).phone_number]
+    assert [a.message for a in inner] == [request(1).phone_number]
+    assert group._lines == {}
 
 
 def test_the_setting_is_validated() -> None:
