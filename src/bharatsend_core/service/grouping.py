@@ -4,10 +4,10 @@ Each ``send()`` is a transaction of a dozen statements and a durable commit.
 When many request threads send at once, most of that is paid again for every
 message, and on PostgreSQL the tenant's account row, which every accept
 locks, makes them queue. :class:`GroupCommit` lets up to ``leaders``
-transactions per (tenant, sandbox) run at once, as now; a ``send()`` that
-arrives while all of them are busy waits, and the next free leader commits
-everything that waited as one batch (``send_batch``, which checks and answers
-each message on its own). Nothing changes for a caller: it gets its own
+accept transactions per (tenant, sandbox) run at once; a ``send()`` that
+arrives while all of them are busy waits, and the thread whose transaction
+ends next commits everything that waited as one batch (``send_batch``, which
+checks and answers each message on its own). Nothing changes for a caller: it gets its own
 result or its own error, after its message is durably accepted.
 
 Alone, a send commits on its own (the batch path is only taken for two or
