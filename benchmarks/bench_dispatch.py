@@ -167,8 +167,9 @@ def worker_run(
         # The out-of-process simulator is asked once everything is recorded:
         # a recorded "sent" means its submit_sm_resp came back.
         sent = worker.health().stats.sent
-        seen = seen_by(sim) - already if sent >= count or not is_process(sim) else 0
-        if t_submits is None and seen >= count and not is_process(sim):
+        in_process = isinstance(sim, SmscSimulator)
+        seen = seen_by(sim) - already if sent >= count or in_process else 0
+        if t_submits is None and seen >= count and in_process:
             t_submits = time.perf_counter() - t0
         if seen >= count and sent >= count:
             break
@@ -186,10 +187,6 @@ def worker_run(
         "busy": busy,
         "profilers": profilers if profile else None,
     }
-
-
-def is_process(sim: SmscSimulator | ProcessSimulator) -> bool:
-    return isinstance(sim, ProcessSimulator)
 
 
 def seen_by(sim: SmscSimulator | ProcessSimulator) -> int:
