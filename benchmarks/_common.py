@@ -259,6 +259,76 @@ streamer.join()
 """
 
 
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_cpu(pid: int) -> float:
+    """CPU seconds (user + system) a process has used, from /proc (0 if unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def _postgres_pids() -> list[int]:
+    """Local PostgreSQL server processes (Linux /proc; empty elsewhere)."""
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/comm", encoding="ascii") as f:
+                    if f.read().strip() in ("postgres", "postmaster"):
+                        pids.append(int(entry))
+            except OSError:
+                continue
+    return pids
+
+
+class CpuMeter:
+    """CPU seconds used between ``start()`` and ``stop()`` by this process, the simulator's
+    child process, and the local PostgreSQL server processes.
+
+    The dispatch target is a ratio to a raw loop on the same two cores; what each side
+    costs in CPU per message says how far a ratio can go, whatever the wall clock does.
+    Linux only (``/proc``); elsewhere the child and server figures read 0.
+    """
+
+    def __init__(self, child_pid: int | None, *, postgres: bool) -> None:
+        self._child = child_pid
+        self._postgres = postgres
+        self._start: tuple[float, float, dict[int, float]] = (0.0, 0.0, {})
+        self.own = self.child = self.postgres = 0.0
+
+    def _read(self) -> tuple[float, float, dict[int, float]]:
+        times = os.times()
+        child = _proc_cpu(self._child) if self._child is not None else 0.0
+        server = {p: _proc_cpu(p) for p in _postgres_pids()} if self._postgres else {}
+        return times.user + times.system, child, server
+
+    def start(self) -> CpuMeter:
+        self._start = self._read()
+        return self
+
+    def stop(self) -> CpuMeter:
+        own, child, server = self._read()
+        self.own = own - self._start[0]
+        self.child = child - self._start[1]
+        # Backends that exited meanwhile are lost; ones started meanwhile count from 0.
+        self.postgres = sum(t - self._start[2].get(p, 0.0) for p, t in server.items())
+        return self
+
+    def per_message(self, count: int) -> str:
+        """``own / simulator / postgres`` in microseconds per message."""
+        us = 1e6 / count
+        text = f"this process {self.own * us:.0f} µs, simulator {self.child * us:.0f} µs"
+        if self._postgres:
+            text += f", PostgreSQL server {self.postgres * us:.0f} µs"
+        total = (self.own + self.child + self.postgres) * us
+        return f"{text}; {total:.0f} µs in all"
+
+
 class Seen(NamedTuple):
     """A submit seen by the out-of-process simulator (as ``ReceivedSubmit``, two fields)."""
 

@@ -914,16 +914,40 @@ class _BulkBuilder:
         """The column a row key feeds: ``b_x`` (a WHERE key) and ``new_x`` (a SET value) feed x."""
         return key.removeprefix("b_").removeprefix("new_")
 
-    def _unnest(self, table: Table, keys: Sequence[str]) -> tuple[str, list[str], str]:
-        """(``unnest(...) AS u(...)``, each key's expression, the quoted key list)."""
+    def _unnest(
+        self, table: Table, keys: Sequence[str], alias: str = "u"
+    ) -> tuple[str, list[str], str]:
+        """(``unnest(...) AS u(...)``, each key's expression on ``alias``, the quoted key list)."""
         q = self._q
         arrays, exprs = [], []
         for i, key in enumerate(keys):
             array, cast = _pg_array(table.c[self._column(key)])
             arrays.append(f"%(p{i})b::{array}")
-            exprs.append(f"u.{q(key)}{cast}")
+            exprs.append(f"{alias}.{q(key)}{cast}")
         names = ", ".join(q(k) for k in keys)
         return f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({names}, _ord)", exprs, names
+
+    def _matched(self, table: Table, keys: Sequence[str], where: Sequence[str]) -> tuple[str, str]:
+        """(the rows as ``s``, each paired with its target's key; the match of ``t`` to ``s``).
+
+        Each row finds its target through a LATERAL probe of the key's index
+        (OFFSET 0 keeps it from being flattened), and the target is joined on
+        the key the probe returned. Joined straight to the unnested rows, the
+        planner hashes the whole target table whenever it has no statistics
+        (before the first ANALYZE, as ``each_of`` explains): 10 ms per batch
+        at 20,000 messages and growing with the table, against 2-3 ms.
+        """
+        q = self._q
+        name = q(table.name)
+        source, _exprs, _names = self._unnest(table, keys)
+        found = ", ".join(f"x.{q(w)} AS {q('_key_' + w)}" for w in where)
+        probe = " AND ".join(f"x.{q(w)} = u.{q('b_' + w)}" for w in where)
+        rows = (
+            f"(SELECT u.*, p.* FROM {source} CROSS JOIN LATERAL"  # noqa: S608 - our identifiers
+            f" (SELECT {found} FROM {name} AS x WHERE {probe} OFFSET 0) AS p) AS s"
+        )
+        match = " AND ".join(f"t.{q(w)} = s.{q('_key_' + w)}" for w in where)
+        return rows, match
 
     def _bulk(self, table: Table, keys: Sequence[str], sql: str) -> Bulk:
         encoders = [encoder_for(table.c[self._column(k)].type, self._dialect) for k in keys]
@@ -954,20 +978,19 @@ class _BulkBuilder:
         """
         q = self._q
         keys = [*values, *(f"b_{w}" for w in where)]
-        source, exprs, _names = self._unnest(table, keys)
+        _source, exprs, _names = self._unnest(table, keys, alias="s")
         sets = [f"{q(self._column(v))} = {e}" for v, e in zip(values, exprs, strict=False)]
         sets += [f"{q(n)} = NULL" for n in nulls]
-        match = " AND ".join(f"t.{q(w)} = u.{q('b_' + w)}" for w in where)
-        sql = f"UPDATE {q(table.name)} AS t SET {', '.join(sets)} FROM {source} WHERE {match}"  # noqa: S608
+        rows, match = self._matched(table, keys, where)
+        sql = f"UPDATE {q(table.name)} AS t SET {', '.join(sets)} FROM {rows} WHERE {match}"  # noqa: S608
         return self._bulk(table, keys, sql)
 
     def delete(self, table: Table, where: Sequence[str]) -> Bulk:
         """``DELETE ... USING`` the rows, matched on ``b_<where>`` keys."""
         q = self._q
         keys = [f"b_{w}" for w in where]
-        source, _exprs, _names = self._unnest(table, keys)
-        match = " AND ".join(f"t.{q(w)} = u.{q('b_' + w)}" for w in where)
-        sql = f"DELETE FROM {q(table.name)} AS t USING {source} WHERE {match}"  # noqa: S608
+        rows, match = self._matched(table, keys, where)
+        sql = f"DELETE FROM {q(table.name)} AS t USING {rows} WHERE {match}"  # noqa: S608
         return self._bulk(table, keys, sql)
 
 
