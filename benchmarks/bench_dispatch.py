@@ -20,6 +20,11 @@ its interpreter lock with the simulator's threads. The child reports nothing
 per submit; this process asks it for its count of submits seen, at the end of
 each side's run (a response for every submit was read by then anyway).
 
+Each side also prints the CPU it spent per message: this process, the
+simulator's child process (``--sim-process``) and, on PostgreSQL, the server's
+processes (``CpuMeter``, from ``/proc``): the ratio target is bounded by what
+each side costs on the machine's two cores (benchmarks/README.md).
+
 Run: ``python benchmarks/bench_dispatch.py [--messages N] [--postgres URL] [--profile]
 [--sim-process]``.
 """
