@@ -116,12 +116,15 @@ def test_batch_reads_by_id_probe_an_index(
     assert "Index" in plan, short(plan)
 
 
+_LATER = datetime(2030, 1, 1, tzinfo=UTC)
+
+
 def _message_state(tenant_id: str, message_id: str) -> dict[str, Any]:
     return {
         "status": "submitting",
         "attempts": 1,
         "next_attempt_at": None,
-        "updated_at": datetime(2030, 1, 1, tzinfo=UTC),
+        "updated_at": _LATER,
         "route": "agg1",
         "possible_duplicate": False,
         "error_code": None,
@@ -130,9 +133,6 @@ def _message_state(tenant_id: str, message_id: str) -> dict[str, Any]:
         "b_id": message_id,
         "b_tenant_id": tenant_id,
     }
-
-
-_LATER = datetime(2030, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

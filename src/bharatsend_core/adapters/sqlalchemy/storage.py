@@ -927,8 +927,8 @@ class _BulkBuilder:
         names = ", ".join(q(k) for k in keys)
         return f"unnest({', '.join(arrays)}) WITH ORDINALITY AS u({names}, _ord)", exprs, names
 
-    def _matched(self, table: Table, keys: Sequence[str], where: Sequence[str]) -> tuple[str, str]:
-        """(the rows as ``s``, each paired with its target's key; the match of ``t`` to ``s``).
+    def _matched(self, table: Table, source: str, where: Sequence[str]) -> tuple[str, str]:
+        """(``source``'s rows as ``s``, each paired with its target's key; the match of ``t``).
 
         Each row finds its target through a LATERAL probe of the key's index
         (OFFSET 0 keeps it from being flattened), and the target is joined on
@@ -939,7 +939,6 @@ class _BulkBuilder:
         """
         q = self._q
         name = q(table.name)
-        source, _exprs, _names = self._unnest(table, keys)
         found = ", ".join(f"x.{q(w)} AS {q('_key_' + w)}" for w in where)
         probe = " AND ".join(f"x.{q(w)} = u.{q('b_' + w)}" for w in where)
         rows = (
@@ -978,10 +977,10 @@ class _BulkBuilder:
         """
         q = self._q
         keys = [*values, *(f"b_{w}" for w in where)]
-        _source, exprs, _names = self._unnest(table, keys, alias="s")
+        source, exprs, _names = self._unnest(table, keys, alias="s")
         sets = [f"{q(self._column(v))} = {e}" for v, e in zip(values, exprs, strict=False)]
         sets += [f"{q(n)} = NULL" for n in nulls]
-        rows, match = self._matched(table, keys, where)
+        rows, match = self._matched(table, source, where)
         sql = f"UPDATE {q(table.name)} AS t SET {', '.join(sets)} FROM {rows} WHERE {match}"  # noqa: S608
         return self._bulk(table, keys, sql)
 
@@ -989,7 +988,8 @@ class _BulkBuilder:
         """``DELETE ... USING`` the rows, matched on ``b_<where>`` keys."""
         q = self._q
         keys = [f"b_{w}" for w in where]
-        rows, match = self._matched(table, keys, where)
+        source, _exprs, _names = self._unnest(table, keys)
+        rows, match = self._matched(table, source, where)
         sql = f"DELETE FROM {q(table.name)} AS t USING {rows} WHERE {match}"  # noqa: S608
         return self._bulk(table, keys, sql)
 
