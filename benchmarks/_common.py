@@ -13,7 +13,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -287,46 +287,53 @@ def _postgres_pids() -> list[int]:
 
 
 class CpuMeter:
-    """CPU seconds used between ``start()`` and ``stop()`` by this process, the simulator's
-    child process, and the local PostgreSQL server processes.
+    """CPU seconds used between ``start()`` and ``stop()`` by this process, named child
+    processes (the simulator, a worker) and the local PostgreSQL server processes.
 
-    The dispatch target is a ratio to a raw loop on the same two cores; what each side
-    costs in CPU per message says how far a ratio can go, whatever the wall clock does.
-    Linux only (``/proc``); elsewhere the child and server figures read 0.
+    The targets are rates on a machine's few cores: what each process spends per
+    message says how far a rate can go, whatever the wall clock does, and the sum
+    over all of them caps any arrangement at ``cores / sum`` messages a second.
+    Linux only (``/proc``); elsewhere the child and server figures read 0. Read
+    before the children exit: a process gone from ``/proc`` counts 0.
     """
 
-    def __init__(self, child_pid: int | None, *, postgres: bool) -> None:
-        self._child = child_pid
+    def __init__(self, children: Mapping[str, int | None], *, postgres: bool) -> None:
+        self._children = {name: pid for name, pid in children.items() if pid is not None}
         self._postgres = postgres
-        self._start: tuple[float, float, dict[int, float]] = (0.0, 0.0, {})
-        self.own = self.child = self.postgres = 0.0
+        self._start: dict[str, float] = {}
+        self._server: dict[int, float] = {}
+        #: CPU seconds by process name ("this process", each child, "PostgreSQL server").
+        self.used: dict[str, float] = {}
 
-    def _read(self) -> tuple[float, float, dict[int, float]]:
+    def _read(self) -> dict[str, float]:
         times = os.times()
-        child = _proc_cpu(self._child) if self._child is not None else 0.0
-        server = {p: _proc_cpu(p) for p in _postgres_pids()} if self._postgres else {}
-        return times.user + times.system, child, server
+        used = {"this process": times.user + times.system}
+        used.update({name: _proc_cpu(pid) for name, pid in self._children.items()})
+        return used
+
+    def _server_times(self) -> dict[int, float]:
+        return {p: _proc_cpu(p) for p in _postgres_pids()} if self._postgres else {}
 
     def start(self) -> CpuMeter:
-        self._start = self._read()
+        self._start, self._server = self._read(), self._server_times()
         return self
 
     def stop(self) -> CpuMeter:
-        own, child, server = self._read()
-        self.own = own - self._start[0]
-        self.child = child - self._start[1]
-        # Backends that exited meanwhile are lost; ones started meanwhile count from 0.
-        self.postgres = sum(t - self._start[2].get(p, 0.0) for p, t in server.items())
+        self.used = {name: t - self._start[name] for name, t in self._read().items()}
+        if self._postgres:
+            # Backends that exited meanwhile are lost; ones started meanwhile count from 0.
+            server = self._server_times().items()
+            self.used["PostgreSQL server"] = sum(t - self._server.get(p, 0.0) for p, t in server)
         return self
 
     def per_message(self, count: int) -> str:
-        """``own / simulator / postgres`` in microseconds per message."""
+        """Each process's microseconds per message, their sum, and the rate the cores allow."""
         us = 1e6 / count
-        text = f"this process {self.own * us:.0f} µs, simulator {self.child * us:.0f} µs"
-        if self._postgres:
-            text += f", PostgreSQL server {self.postgres * us:.0f} µs"
-        total = (self.own + self.child + self.postgres) * us
-        return f"{text}; {total:.0f} µs in all"
+        parts = ", ".join(f"{name} {t * us:.0f} µs" for name, t in self.used.items())
+        total = sum(self.used.values()) * us
+        cores = os.cpu_count() or 1
+        ceiling = cores * 1e6 / total
+        return f"{parts}; {total:.0f} µs in all (at most {ceiling:,.0f}/s on {cores} cores)"
 
 
 class Seen(NamedTuple):

@@ -227,16 +227,16 @@ def bench(name: str, storage: SqlStorage, count: int, profile: bool, sim_process
         raw_smpplib(sim.port, min(count, 2000))  # warm the simulator and the socket path
         wait_seen(sim, min(count, 2000))
         before = seen_by(sim)
-        child = sim.proc.pid if isinstance(sim, ProcessSimulator) else None
+        children = {"simulator": sim.proc.pid if isinstance(sim, ProcessSimulator) else None}
         postgres = name == "postgresql"
-        raw_cpu = CpuMeter(child, postgres=postgres).start()
+        raw_cpu = CpuMeter(children, postgres=postgres).start()
         t_raw = raw_smpplib(sim.port, count)
         wait_seen(sim, before + count)
         raw_cpu.stop()
         already = seen_by(sim)
         assert already - before == count
 
-        worker_cpu = CpuMeter(child, postgres=postgres).start()
+        worker_cpu = CpuMeter(children, postgres=postgres).start()
         run = worker_run(bs, sim, count, already, profile)
         worker_cpu.stop()
         report = bs.reconcile(tenant_id)

@@ -35,6 +35,7 @@ import time
 import sqlalchemy as sa
 
 from _common import (
+    CpuMeter,
     ProcessSimulator,
     ProcessWorker,
     add_route,
@@ -88,6 +89,11 @@ def bench(
                 batch = requests(range(start, min(total, start + CHUNK)), "p-")
                 accepted[0] += bs.send_batch(tenant_id, batch).accepted
 
+        children = {
+            "simulator": sim.proc.pid if isinstance(sim, ProcessSimulator) else None,
+            "worker": worker.proc.pid if isinstance(worker, ProcessWorker) else None,
+        }
+        cpu = CpuMeter(children, postgres=name == "postgresql").start()
         producer = threading.Thread(target=produce, name="producer")
         producer.start()
         time.sleep(max(0.0, t_start - time.perf_counter()))
@@ -107,6 +113,7 @@ def bench(
                 break
             time.sleep(0.05)
         t_drained = time.perf_counter() - t_start
+        cpu.stop()  # before the worker's process exits
         if isinstance(worker, ProcessWorker):
             stats: object = worker.stop()
         else:
@@ -131,6 +138,8 @@ def bench(
           f"({now.get('delivered', 0) / t_drained:,.0f} msg/s overall);  reconcile ok: "
           f"{report.ok}")  # fmt: skip
     print(f"[{name}] worker stats: {stats}")
+    # Accept, submit, receipt and settlement of one message, from the run's start to drained.
+    print(f"[{name}] CPU per message: {cpu.per_message(now.get('delivered', 0) or 1)}")
     assert report.ok, report.problems
 
 
