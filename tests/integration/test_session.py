@@ -23,6 +23,7 @@ from bharatsend_core.adapters.smpp import (
     SubmitOutcome,
     SubmitPdu,
 )
+from bharatsend_core.adapters.smpp.submission import encode_submission
 from bharatsend_core.domain.routing import StatusClass, TokenBucket
 
 WAIT = 3.0
@@ -284,6 +285,44 @@ def test_drop_after_write_is_unknown_then_reconnects(
     assert later.ok
     assert session.binds == 2
     assert len(sim.submits) == 4  # the dropped one was never recorded
+
+
+class CutSocket:
+    """The session's socket, taking only ``budget`` more bytes of submits, then failing."""
+
+    def __init__(self, sock: socket.socket, budget: int) -> None:
+        self._sock = sock
+        self.budget = budget
+
+    def send(self, data: bytes | memoryview) -> int:
+        if self.budget <= 0:
+            raise ConnectionResetError("link reset")
+        taken = self._sock.send(bytes(data[: self.budget]))
+        self.budget -= taken
+        return taken
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._sock, name)
+
+
+def test_write_cut_mid_batch_leaves_whole_pdus_unknown_and_resends_the_rest(
+    sim: SmscSimulator, started: list[SmppSession]
+) -> None:
+    """Submits queued together go out in one write; when it fails part way, a PDU
+    that left whole may be at the SMSC (unknown), and the one cut short and those
+    behind it are written again after the reconnect (an SMSC ignores part of a PDU)."""
+    sim.behaviour = Behaviour(no_receipts=True)
+    session = bound(make_session(sim), started)
+    pdus = [pdu(text=f"message {i}".encode()) for i in range(3)]
+    whole = len(encode_submission(pdus[0], 1))
+    session._client._socket = CutSocket(session._client._socket, whole + 5)  # type: ignore[attr-defined]
+    first, second, third = session.submit_many(pdus)
+    assert first.result(WAIT).unknown
+    assert second.result(WAIT).ok
+    assert third.result(WAIT).ok
+    assert session.binds == 2
+    received = sim.submits.wait_for(3)
+    assert [r.short_message for r in received] == [p.fields["short_message"] for p in pdus]
 
 
 def test_wrong_password_keeps_retrying_then_stops(sim: SmscSimulator) -> None:

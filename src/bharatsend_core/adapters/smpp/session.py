@@ -543,21 +543,28 @@ class SmppSession:
                 self._write(encode_pdu(DELIVER_SM | RESP, status, sequence, b"\x00"))
 
     def _write_submits(self, now: float) -> float:
-        """Write what the window and the bucket allow; how long until more may go."""
+        """Write what the window and the bucket allow; how long until more may go.
+
+        The PDUs one call may write go out in one ``send``: responses arrive
+        several to a read under load, and a window of 10 refills by as many.
+        """
         self._restore_bucket(now)
         if now < self._paused_until:
             return self._paused_until - now
         if self._pause and now >= self._paused_until + self.slow_for:
             self._pause = 0.0  # no throttle for a while: back to full speed
-        while len(self._in_flight) < self.window:
+        batch: list[tuple[int, _Request, bytes]] = []
+        wait = _POLL_SECONDS
+        while len(self._in_flight) + len(batch) < self.window:
             with self._lock:
                 if not self._queue:
-                    return _POLL_SECONDS
+                    break
                 request = self._queue[0]
             if self._bucket is not None:
                 granted, self._bucket = self._bucket.take(now)
                 if not granted:
-                    return max(0.001, self._bucket.wait_time(now))
+                    wait = max(0.001, self._bucket.wait_time(now))
+                    break
             with self._lock:
                 self._queue.popleft()
             if request.future.cancelled():
@@ -568,17 +575,43 @@ class SmppSession:
             except Exception as e:  # it cannot go on the wire (InvalidArgument): the caller's
                 request.future.set_exception(e)
                 continue
-            try:
-                self._client._socket.sendall(raw)
-            except OSError as e:
-                # sendall failed: at most part of the PDU left, which the SMSC cannot
-                # act on, so it is safe to write it again after the reconnect.
-                with self._lock:
-                    self._queue.appendleft(request)
-                raise _LinkDown("write failed") from e
-            self._in_flight[sequence] = (request, now + self.response_timeout)
-            self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
-        return _POLL_SECONDS
+            batch.append((sequence, request, raw))
+        if batch:
+            self._send_submits(batch, now)
+        return wait
+
+    def _send_submits(self, batch: list[tuple[int, _Request, bytes]], now: float) -> None:
+        """Write ``batch`` in one ``send`` where the socket takes it; put it in flight.
+
+        When the write fails, the PDUs that left whole are in flight (the
+        reconnect resolves them as unknown outcomes: the SMSC may have them),
+        and the rest, the one cut short included, go back to the head of the
+        queue: part of a PDU is nothing the SMSC can act on, so writing it
+        again after the reconnect cannot send it twice.
+        """
+        data = batch[0][2] if len(batch) == 1 else b"".join(raw for _s, _r, raw in batch)
+        sent = 0
+        try:
+            sock = self._client._socket
+            view = memoryview(data)
+            while sent < len(data):
+                sent += sock.send(view[sent:])
+        except OSError as e:
+            end = 0
+            unsent: list[_Request] = []
+            for sequence, request, raw in batch:
+                end += len(raw)
+                if end <= sent:
+                    self._in_flight[sequence] = (request, now + self.response_timeout)
+                else:
+                    unsent.append(request)
+            with self._lock:
+                self._queue.extendleft(reversed(unsent))
+            raise _LinkDown("write failed") from e
+        deadline = now + self.response_timeout
+        for sequence, request, _raw in batch:
+            self._in_flight[sequence] = (request, deadline)
+        self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
 
     def _restore_bucket(self, now: float) -> None:
         if self._slowed_until is not None and now >= self._slowed_until:
