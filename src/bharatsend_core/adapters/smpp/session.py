@@ -591,27 +591,28 @@ class SmppSession:
         """
         data = batch[0][2] if len(batch) == 1 else b"".join(raw for _s, _r, raw in batch)
         sent = 0
+        failure: OSError | None = None
         try:
             sock = self._client._socket
             view = memoryview(data)
             while sent < len(data):
                 sent += sock.send(view[sent:])
         except OSError as e:
-            end = 0
-            unsent: list[_Request] = []
-            for sequence, request, raw in batch:
-                end += len(raw)
-                if end <= sent:
-                    self._in_flight[sequence] = (request, now + self.response_timeout)
-                else:
-                    unsent.append(request)
+            failure = e
+        deadline = now + self.response_timeout
+        end = 0
+        unsent: list[_Request] = []
+        for sequence, request, raw in batch:
+            end += len(raw)
+            if end <= sent:
+                self._in_flight[sequence] = (request, deadline)
+            else:
+                unsent.append(request)
+        self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+        if failure is not None:
             with self._lock:
                 self._queue.extendleft(reversed(unsent))
-            raise _LinkDown("write failed") from e
-        deadline = now + self.response_timeout
-        for sequence, request, _raw in batch:
-            self._in_flight[sequence] = (request, deadline)
-        self.max_in_flight = max(self.max_in_flight, len(self._in_flight))
+            raise _LinkDown("write failed") from failure
 
     def _restore_bucket(self, now: float) -> None:
         if self._slowed_until is not None and now >= self._slowed_until:
