@@ -32,7 +32,7 @@ import enum
 import math
 import re
 from collections.abc import Iterator, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, TypeAlias
 
@@ -40,7 +40,7 @@ import attrs
 from attrs import field, frozen
 
 from bharatsend_core.domain.errors import IllegalTransition, InvalidArgument
-from bharatsend_core.domain.values import enum_converter, replace, trusted
+from bharatsend_core.domain.values import builder, enum_converter, replace
 
 __all__ = [
     "FINAL_STATUSES",
@@ -192,6 +192,8 @@ DetailValue: TypeAlias = str | int | None
 
 def _require_aware(name: str, value: object) -> None:
     """Raise unless ``value`` is an aware datetime: naive times are ambiguous across hosts."""
+    if type(value) is datetime and value.tzinfo is UTC:
+        return  # what storage and the clocks hand out: no offset to compute
     if not isinstance(value, datetime):
         raise InvalidArgument(f"{name} must be a datetime", field=name)
     if value.tzinfo is None or value.utcoffset() is None:
@@ -951,6 +953,10 @@ class Message:
         step.fail(MessageError("expired_before_submit", FailureReason.VALIDITY_EXPIRED))
 
 
+#: Timeline entries from values ``apply`` checked already (see ``_Step.record``).
+_new_entry = builder(TimelineEntry)
+
+
 class _Step:
     """Scratch pad for one :meth:`Message.apply`: collects changes, then builds once.
 
@@ -982,8 +988,7 @@ class _Step:
         # the state-machine property test re-validates every entry it sees.
         extra = self._skew if not self.entries else ()
         self.entries.append(
-            trusted(
-                TimelineEntry,
+            _new_entry(
                 sequence=len(self.message.timeline) + len(self.entries),
                 at=self.at,
                 kind=kind,

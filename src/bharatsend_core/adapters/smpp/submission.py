@@ -24,7 +24,7 @@ process-wide monkeypatch.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from types import MappingProxyType
 from typing import Any, Final
@@ -168,6 +168,8 @@ class SubmitPdu:
 
 
 def _require_aware(name: str, value: datetime) -> None:
+    if type(value) is datetime and value.tzinfo is UTC:
+        return  # what storage and the clocks hand out: no offset to compute
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise InvalidArgument(f"{name} must be a timezone-aware datetime", field=name)
 
@@ -181,6 +183,20 @@ def validity_period(remaining: timedelta) -> str:
     and anything past 99 years is capped there.
     """
     total = max(0, int(remaining.total_seconds()))
+    last = _LAST_VALIDITY[0]
+    if last[0] == total:
+        return last[1]
+    text = _relative_time(total)
+    _LAST_VALIDITY[0] = (total, text)
+    return text
+
+
+#: The last ``validity_period`` (seconds, text): a batch of messages accepted in
+#: the same second asks for the same one. One tuple, replaced whole (thread-safe).
+_LAST_VALIDITY: Final[list[tuple[int, str]]] = [(-1, "")]
+
+
+def _relative_time(total: int) -> str:
     minutes, seconds = divmod(total, 60)
     hours, minutes = divmod(minutes, 60)
     days, hours = divmod(hours, 24)

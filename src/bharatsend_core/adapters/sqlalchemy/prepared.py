@@ -50,6 +50,7 @@ __all__ = [
     "codecs_for",
     "encoder_for",
     "json_dumps",
+    "json_in",
 ]
 
 Convert = Callable[[Any], Any]
@@ -57,6 +58,39 @@ Convert = Callable[[Any], Any]
 #: Compact JSON: smaller rows, and the same text every time for the same value.
 #: One encoder for every call (``json.dumps`` with options builds one per call).
 json_dumps: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+# The string escaper that encoder uses (the C one when built, as in CPython).
+_json_str: Final = json.encoder.encode_basestring
+
+
+def json_in(value: Any) -> str:
+    """``json_dumps(value)``, with a fast path for timeline details.
+
+    Every message writes three or more timeline entries, each with a detail
+    of ``(key, str | int | None)`` pairs; the encoder object costs about 1.7 µs
+    a call to set up, joining the escaped pairs about half that. Anything
+    else (and a detail of another shape) goes to ``json_dumps``; the text is
+    the same either way.
+    """
+    if type(value) is not tuple:
+        return json_dumps(value)
+    items = []
+    for pair in value:
+        if type(pair) is not tuple or len(pair) != 2 or type(pair[0]) is not str:
+            return json_dumps(value)
+        item = pair[1]
+        kind = type(item)
+        if kind is str:
+            text = _json_str(item)
+        elif kind is int:
+            text = int.__repr__(item)
+        elif item is None:
+            text = "null"
+        else:
+            return json_dumps(value)
+        items.append(f"[{_json_str(pair[0])},{text}]")
+    return f"[{','.join(items)}]"
+
 
 # The logger ``create_engine(echo=True)`` turns on.
 _ECHO_LOG: Final = logging.getLogger("sqlalchemy.engine.Engine")
@@ -117,10 +151,32 @@ class _SqliteTimes:
         return text
 
 
-def _sqlite_time_out(value: str) -> datetime:
-    # Parsing the offset is six times cheaper than replace(tzinfo=UTC) after
-    # parsing, and "+00:00" parses to the UTC singleton itself.
-    return datetime.fromisoformat(value + "+00:00")
+class _SqliteTimesOut:
+    """The stored text back to aware UTC datetimes, remembering the last one.
+
+    A message accepted by one call has the same instant in its ``created_at``,
+    ``updated_at`` and first timeline entry (and a batch accepted together
+    shares it), so consecutive values repeat; a string compare is a tenth of
+    the parse. Same one-tuple memo as :class:`_SqliteTimes`.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[str, datetime | None] = ("", None)
+
+    def decode(self, value: str) -> datetime:
+        last = self._last
+        if last[0] == value and last[1] is not None:
+            return last[1]
+        # Parsing the offset is six times cheaper than replace(tzinfo=UTC)
+        # after parsing, and "+00:00" parses to the UTC singleton itself.
+        parsed = datetime.fromisoformat(value + "+00:00")
+        self._last = (value, parsed)
+        return parsed
+
+
+_sqlite_time_out: Final = _SqliteTimesOut().decode
 
 
 def _pg_time_in(value: datetime) -> datetime:
@@ -134,9 +190,9 @@ def _pg_time_out(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-_SQLITE: Final = Codecs(_SqliteTimes().encode, _sqlite_time_out, json_dumps, json.loads, bool)
+_SQLITE: Final = Codecs(_SqliteTimes().encode, _sqlite_time_out, json_in, json.loads, bool)
 # psycopg parses json columns and returns real booleans itself.
-_POSTGRES: Final = Codecs(_pg_time_in, _pg_time_out, json_dumps, None, None)
+_POSTGRES: Final = Codecs(_pg_time_in, _pg_time_out, json_in, None, None)
 
 
 def codecs_for(dialect: Dialect) -> Codecs:

@@ -161,7 +161,7 @@ from bharatsend_core.domain.reports import ReportInput
 from bharatsend_core.domain.routing import Connection as CarrierConnection
 from bharatsend_core.domain.routing import Route, RouteConfig, StatusClass
 from bharatsend_core.domain.tenants import RateCard, Tenant
-from bharatsend_core.domain.values import trusted
+from bharatsend_core.domain.values import builder
 from bharatsend_core.domain.webhooks import EndpointSecret, WebhookEndpoint
 from bharatsend_core.ports.storage import (
     ApiKeyRepository,
@@ -1876,14 +1876,17 @@ def _event_row(message_id: str, entry: TimelineEntry) -> dict[str, Any]:
 
 
 # Rows the adapter wrote itself are rebuilt without re-running the domain's
-# validators (``values.trusted``); only the enums are looked up.
+# validators (``values.builder``); only the enums are looked up.
+_PART: Final = builder(Part)
+_ENTRY: Final = builder(TimelineEntry)
+_MESSAGE: Final = builder(Message)
+_TRANSFER: Final = builder(Transfer)
 _PART_STATUS: Final = {s.value: s for s in PartStatus}
 _STATUS: Final = {s.value: s for s in Status}
 
 
 def _part_from(row: Any) -> Part:
-    return trusted(
-        Part,
+    return _PART(
         index=row.idx,
         status=_PART_STATUS[row.status],
         carrier_message_id=row.carrier_message_id,
@@ -1913,8 +1916,7 @@ def _detail_from(text: str) -> tuple[tuple[str, Any], ...]:
 
 
 def _entry_from(row: Any) -> TimelineEntry:
-    return trusted(
-        TimelineEntry,
+    return _ENTRY(
         sequence=row.sequence,
         at=row.at,
         kind=row.kind,
@@ -1929,8 +1931,7 @@ def _message_from(row: Any, parts: Iterable[Any], events: Iterable[Any]) -> Mess
         if row.error_code is None
         else MessageError(row.error_code, row.error_reason, row.error_carrier_code)
     )
-    return trusted(
-        Message,
+    return _MESSAGE(
         id=row.id,
         tenant_id=row.tenant_id,
         client_message_id=row.client_message_id,
@@ -2693,8 +2694,7 @@ _TRANSFER_KINDS: Final = {k.value: k for k in TransferKind}
 
 
 def _transfer_from(row: Any) -> Transfer:
-    return trusted(
-        Transfer,
+    return _TRANSFER(
         id=row.id,
         kind=_TRANSFER_KINDS[row.kind],
         debit_account=row.debit_account,
