@@ -13,6 +13,7 @@ import smpplib.smpp
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bharatsend_core.adapters.smpp import submission
 from bharatsend_core.adapters.smpp.submission import (
     SubmitPdu,
     WireSettings,
@@ -238,6 +239,15 @@ def test_dlt_ids_must_be_ascii_digits(overrides: dict[str, object], field: str) 
 )
 def test_validity_period_is_a_relative_smpp_time(remaining: timedelta, expected: str) -> None:
     assert validity_period(remaining) == expected
+
+
+@given(st.lists(st.integers(-10, 10**10), min_size=1, max_size=20))
+def test_validity_period_does_not_depend_on_what_was_asked_before(seconds: list[int]) -> None:
+    # It remembers its last answer: alternating values must not get a stale one.
+    alone = {s: submission._relative_time(max(0, s)) for s in set(seconds)}
+    for s in seconds + seconds[::-1]:
+        assert validity_period(timedelta(seconds=s)) == alone[s]
+        assert validity_period(timedelta(seconds=s, microseconds=999_999)) == alone[s]
 
 
 def test_validity_is_counted_from_now_and_clamped_at_zero() -> None:

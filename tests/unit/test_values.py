@@ -1,4 +1,4 @@
-"""domain.values: the fast enum converter, ``replace`` and ``trusted`` agree with attrs."""
+"""domain.values: the fast enum converter, replace, trusted and builder agree with attrs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from bharatsend_core.domain.message import (
     Status,
     TimelineEntry,
 )
-from bharatsend_core.domain.values import enum_converter, replace, trusted
+from bharatsend_core.domain.values import builder, enum_converter, replace, trusted
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
@@ -107,4 +107,58 @@ def test_trusted_builds_without_checks_but_needs_every_field() -> None:
             kind="accepted",
             status=Status.ACCEPTED,
             extra=1,
+        )
+
+
+_FIELDS = ("status", "attempts", "route", "possible_duplicate", "updated_at")
+
+
+@given(names=st.lists(st.sampled_from(_FIELDS), unique=True), data=st.data())
+def test_replace_equals_evolve_for_any_set_and_order_of_fields(
+    names: list[str], data: st.DataObject
+) -> None:
+    # Each (class, names in order) gets its own generated function: any set of
+    # names, in any order, and none at all, must still be evolve.
+    original = message()
+    values = {
+        "status": data.draw(st.sampled_from(list(Status))).value,
+        "attempts": data.draw(st.integers(0, 50)),
+        "route": data.draw(st.none() | st.text(min_size=1, max_size=8)),
+        "possible_duplicate": data.draw(st.booleans()),
+        "updated_at": NOW + timedelta(minutes=data.draw(st.integers(0, 100))),
+    }
+    changes = {name: values[name] for name in names}
+    assert replace(original, **changes) == attrs.evolve(original, **changes)
+    assert replace(original, **changes) == replace(original, **changes)  # cached: same answer
+
+
+def test_replace_validates_after_every_change_is_in() -> None:
+    # parts are checked against segments: changing both at once is judged on the new pair.
+    original = message(segments=2)
+    one = replace(original, segments=1, parts=(Part(0),))
+    assert one.segments == 1
+    assert one.parts == (Part(0),)
+    with pytest.raises(InvalidArgument):
+        replace(original, parts=(Part(0),))
+
+
+def test_builder_is_trusted_as_a_function_of_the_fields() -> None:
+    make = builder(Part)
+    built = make(
+        index=1,
+        status=PartStatus.SUBMITTED,
+        carrier_message_id="c1",
+        submitted_at=NOW,
+        final_at=None,
+        error_code=None,
+        outcome_unknown=False,
+        route="r1",
+    )
+    assert built == Part(1, PartStatus.SUBMITTED, "c1", NOW, route="r1")
+    assert type(built) is Part
+    with pytest.raises(TypeError):
+        make(index=1)  # every field is required
+    with pytest.raises(TypeError):
+        builder(TimelineEntry)(
+            sequence=0, at=NOW, kind="k", status=Status.ACCEPTED, detail=(), colour="red"
         )

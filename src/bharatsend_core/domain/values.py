@@ -105,23 +105,60 @@ def replace(instance: T, /, **changes: Any) -> T:
     For frozen slotted attrs classes whose validators look at their own field
     only (a validator that reads another field must be re-run by the caller
     when that field changes). Unknown names raise ``TypeError`` as ``evolve`` does.
+
+    Each (class, changed names) pair gets a straight-line function the first
+    time, as :func:`_plan` does for whole instances: the state machine calls
+    this a few times per message with the same few names, and a loop looking
+    each name up cost twice as much.
     """
     cls = type(instance)
-    copy, _fill, _names, by_name = _plan(cls)
-    new = object.__new__(cls)
-    copy(instance, new)
-    setter = object.__setattr__
-    for name, value in changes.items():
-        spec = by_name.get(name)
-        if spec is None:
-            raise TypeError(f"{cls.__name__} has no field {name!r}")
-        converter = spec[0]
-        setter(new, name, value if converter is None else converter(value))
-    for name in changes:
+    evolve = _EVOLVERS.get((cls, *changes))
+    if evolve is None:
+        evolve = _evolver(cls, tuple(changes))
+    return cast(T, evolve(instance, **changes))
+
+
+_EVOLVERS: dict[tuple[Any, ...], Callable[..., Any]] = {}
+#: Call sites name a handful of field sets; past this, build without caching.
+_EVOLVERS_MAX = 512
+
+
+def _evolver(cls: type, changed: tuple[str, ...]) -> Callable[..., Any]:
+    """The function behind :func:`replace` for ``cls`` and these changed field names."""
+    _copy, _make, names, by_name = _plan(cls)
+    unknown = [name for name in changed if name not in by_name]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {unknown[0]!r}")
+    namespace: dict[str, Any] = {
+        "_bs_set": object.__setattr__,
+        "_bs_new": object.__new__,
+        "_bs_cls": cls,
+    }
+    keywords = f", *, {', '.join(changed)}" if changed else ""
+    lines = [f"def evolve(_bs_source{keywords}):", "    _bs_obj = _bs_new(_bs_cls)"]
+    for name in names:
+        if name not in changed:
+            lines.append(f"    _bs_set(_bs_obj, {name!r}, _bs_source.{name})")
+            continue
+        converter, _validator, _attribute = by_name[name]
+        if converter is None:
+            lines.append(f"    _bs_set(_bs_obj, {name!r}, {name})")
+        else:
+            namespace[f"_bs_c_{name}"] = converter
+            lines.append(f"    _bs_set(_bs_obj, {name!r}, _bs_c_{name}({name}))")
+    # Validators run once every change is in place, in the order given.
+    for name in changed:
         _converter, validator, attribute = by_name[name]
         if validator is not None:
-            validator(new, attribute, getattr(new, name))
-    return new
+            namespace[f"_bs_v_{name}"] = validator
+            namespace[f"_bs_a_{name}"] = attribute
+            lines.append(f"    _bs_v_{name}(_bs_obj, _bs_a_{name}, _bs_obj.{name})")
+    lines += ["    return _bs_obj", ""]
+    exec("\n".join(lines), namespace)  # noqa: S102
+    evolve: Callable[..., Any] = namespace["evolve"]
+    if len(_EVOLVERS) < _EVOLVERS_MAX:
+        _EVOLVERS[(cls, *changed)] = evolve
+    return evolve
 
 
 def trusted(cls: type[T], /, **values: Any) -> T:
