@@ -16,7 +16,7 @@ from bharatsend_core.domain.errors import (
     InvalidArgument,
     TransferConflict,
 )
-from bharatsend_core.domain.ids import format_id, is_id
+from bharatsend_core.domain.ids import encode_base32, format_id, is_id
 from bharatsend_core.domain.keys import issue_key, parse_key, require_scope, verify_key
 from bharatsend_core.domain.ledger import (
     REVENUE_ACCOUNT,
@@ -220,3 +220,10 @@ def test_ids_sort_by_time(ms: int, later: int, r1: bytes, r2: bytes) -> None:
     assert is_id(a, "msg")
     assert not is_id(a, "ten")
     assert len(a) == 30
+
+
+@given(st.integers(0, 2**48 - 1), st.binary(min_size=10, max_size=10))
+def test_an_id_is_its_time_and_randomness_in_crockford_base32(ms: int, random80: bytes) -> None:
+    # The same 130 bits written out one character at a time, the slow way.
+    expected = encode_base32(ms << 80 | int.from_bytes(random80), 26)
+    assert format_id("msg", ms, random80) == f"msg_{expected}"

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bharatsend_core.adapters.sqlalchemy.prepared import _SqliteTimes as SqliteTimes
 from bharatsend_core.adapters.sqlalchemy.prepared import _SqliteTimesOut as SqliteTimesOut
 from bharatsend_core.adapters.sqlalchemy.prepared import json_dumps, json_in
 
@@ -51,3 +52,21 @@ def test_sqlite_times_decode_right_whatever_repeats(offsets: list[int]) -> None:
         got = decode(text)
         assert got == expected
         assert got.tzinfo is UTC
+
+
+_INSTANTS = st.datetimes(
+    min_value=datetime(2000, 1, 1),
+    max_value=datetime(2099, 12, 31),
+    timezones=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30))]),
+)
+
+
+@given(st.lists(_INSTANTS, min_size=1, max_size=6), st.lists(st.integers(0, 5), max_size=40))
+def test_sqlite_times_encode_right_whatever_repeats(
+    instants: list[datetime], order: list[int]
+) -> None:
+    # The memo keys on identity: the same objects asked again, in any order.
+    encode = SqliteTimes().encode
+    for i in order + list(range(len(instants))):
+        value = instants[i % len(instants)]
+        assert encode(value) == value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")

@@ -116,20 +116,25 @@ class _SqliteTimes:
     ``YYYY-MM-DD HH:MM:SS.ffffff`` sorts and compares in SQL as the instants
     do. One service call stamps the same ``now`` object on a message's
     creation, update, first timeline entry and dispatch row, so remembering
-    the last instant saves most conversions. The memo is one tuple, replaced
-    whole (an atomic store, safe across threads); holding the object keeps
-    its identity from being reused.
+    the last two instants saves most conversions (two: a message row
+    alternates ``now`` with its ``expires_at``). Each memo slot is one tuple,
+    replaced whole (an atomic store, safe across threads); holding the object
+    keeps its identity from being reused.
     """
 
-    __slots__ = ("_last",)
+    __slots__ = ("_last", "_previous")
 
     def __init__(self) -> None:
         self._last: tuple[datetime | None, str] = (None, "")
+        self._previous: tuple[datetime | None, str] = (None, "")
 
     def encode(self, value: datetime) -> str:
         last = self._last
         if last[0] is value:
             return last[1]
+        previous = self._previous
+        if previous[0] is value:
+            return previous[1]
         utc = value
         if value.tzinfo is not UTC:
             offset = value.utcoffset()
@@ -147,6 +152,7 @@ class _SqliteTimes:
             utc.second,
             utc.microsecond,
         )
+        self._previous = last
         self._last = (value, text)
         return text
 
