@@ -13,14 +13,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import sqlalchemy as sa
 
-from bharatsend_core import BharatSend, Settings
+from bharatsend_core import BharatSend, Settings, pin_process
 from bharatsend_core.adapters.smpp.simulator import Recorded
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
 from bharatsend_core.service.dispatch import DispatchOptions
@@ -104,6 +105,36 @@ def new_worker(bs: BharatSend, poll_interval: float = 0.05) -> Worker:
         poll_interval=poll_interval,
         bind_wait=5.0,
     )
+
+
+@contextmanager
+def pinned(cpu: int | None) -> Iterator[None]:
+    """This process's threads on ``cpu`` only (``--pin-cpu``), then as they were.
+
+    Entered after the simulator's (and worker's) child processes started, so
+    they keep every core; restored on the way out, so the next database's
+    children are not started pinned.
+    """
+    if cpu is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    pin_process([cpu])
+    try:
+        yield
+    finally:
+        pin_process(before)
+
+
+def pin_line(cpu: int | None) -> str:
+    """The header line saying where this process runs (``--pin-cpu``)."""
+    return "this process: " + ("on every CPU" if cpu is None else f"pinned to CPU {cpu}")
+
+
+PIN_HELP = (
+    "run this process on CPU N only once its child processes started (they keep every core),"
+    " as `bharatsend worker --cpus N` does"
+)
 
 
 def new_schema() -> str:

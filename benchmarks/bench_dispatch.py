@@ -45,6 +45,7 @@ import smpplib.smpp
 
 from _common import (
     PE_ID,
+    PIN_HELP,
     TEMPLATE,
     CpuMeter,
     ProcessSimulator,
@@ -54,6 +55,8 @@ from _common import (
     new_worker,
     on_each_database,
     phone,
+    pin_line,
+    pinned,
     setup,
     text,
 )
@@ -211,7 +214,14 @@ def wait_seen(sim: SmscSimulator | ProcessSimulator, count: int) -> None:
         sim.submits.wait_for(count, 30)
 
 
-def bench(name: str, storage: SqlStorage, count: int, profile: bool, sim_process: bool) -> None:
+def bench(
+    name: str,
+    storage: SqlStorage,
+    count: int,
+    profile: bool,
+    sim_process: bool,
+    pin_cpu: int | None = None,
+) -> None:
     bs, tenant_id = setup(storage, credits=10**12)
     sim: SmscSimulator | ProcessSimulator
     if sim_process:
@@ -229,16 +239,18 @@ def bench(name: str, storage: SqlStorage, count: int, profile: bool, sim_process
         before = seen_by(sim)
         children = {"simulator": sim.proc.pid if isinstance(sim, ProcessSimulator) else None}
         postgres = name == "postgresql"
-        raw_cpu = CpuMeter(children, postgres=postgres).start()
-        t_raw = raw_smpplib(sim.port, count)
-        wait_seen(sim, before + count)
-        raw_cpu.stop()
-        already = seen_by(sim)
-        assert already - before == count
+        # Both sides pinned alike (--pin-cpu): the baseline shares this process.
+        with pinned(pin_cpu):
+            raw_cpu = CpuMeter(children, postgres=postgres).start()
+            t_raw = raw_smpplib(sim.port, count)
+            wait_seen(sim, before + count)
+            raw_cpu.stop()
+            already = seen_by(sim)
+            assert already - before == count
 
-        worker_cpu = CpuMeter(children, postgres=postgres).start()
-        run = worker_run(bs, sim, count, already, profile)
-        worker_cpu.stop()
+            worker_cpu = CpuMeter(children, postgres=postgres).start()
+            run = worker_run(bs, sim, count, already, profile)
+            worker_cpu.stop()
         report = bs.reconcile(tenant_id)
         assert report.ok, report.problems
     finally:
@@ -281,6 +293,7 @@ def main() -> int:
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--profile", action="store_true",
                         help="cProfile the dispatch loop and the recorder")  # fmt: skip
+    parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help=PIN_HELP)
     parser.add_argument("--sim-process", action="store_true",
                         help="run the SMSC simulator in a separate Python process")  # fmt: skip
     args = parser.parse_args()
@@ -288,10 +301,13 @@ def main() -> int:
     tune_gc()
     print(f"machine: {machine()}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
+    print(pin_line(args.pin_cpu))
     on_each_database(
         args.postgres,
         "dispatch.db",
-        lambda name, storage: bench(name, storage, args.messages, args.profile, args.sim_process),
+        lambda name, storage: bench(
+            name, storage, args.messages, args.profile, args.sim_process, args.pin_cpu
+        ),
     )
     return 0
 

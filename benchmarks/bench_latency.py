@@ -43,6 +43,7 @@ import smpplib.client
 import smpplib.consts
 
 from _common import (
+    PIN_HELP,
     TEMPLATE,
     ProcessSimulator,
     add_route,
@@ -50,6 +51,8 @@ from _common import (
     new_worker,
     on_each_database,
     phone,
+    pin_line,
+    pinned,
     setup,
     text,
 )
@@ -145,6 +148,23 @@ def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int
         sim = ProcessSimulator(0.05, behaviour)
     else:
         sim = SmscSimulator(receipt_delay=0.05, behaviour=Behaviour(**behaviour)).start()
+    try:
+        with pinned(args.pin_cpu):
+            measure(name, bs, tenant_id, sim, args, senders)
+    finally:
+        sim.stop()
+        storage.close()
+
+
+def measure(
+    name: str,
+    bs: BharatSend,
+    tenant_id: str,
+    sim: SmscSimulator | ProcessSimulator,
+    args: argparse.Namespace,
+    senders: int,
+) -> None:
+    """The raw round trips, then both paced runs, through a worker started here."""
     worker = None
     try:
         add_route(bs, sim.port)
@@ -193,8 +213,6 @@ def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int
     finally:
         if worker is not None:
             worker.stop(5.0)
-        sim.stop()
-        storage.close()
 
 
 def main() -> int:
@@ -208,12 +226,14 @@ def main() -> int:
     parser.add_argument("--sim-process", action="store_true",
                         help="run the SMSC simulator in a separate Python process")  # fmt: skip
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
+    parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help=PIN_HELP)
     args = parser.parse_args()
     # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
     tune_gc()
     print(f"machine: {machine()}")
     print(f"receipts: {'off' if args.no_receipts else 'on (receipt_delay 0.05 s)'}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
+    print(pin_line(args.pin_cpu))
     on_each_database(
         args.postgres,
         "latency.db",

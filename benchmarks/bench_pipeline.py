@@ -31,10 +31,12 @@ import argparse
 import os
 import threading
 import time
+from contextlib import ExitStack
 
 import sqlalchemy as sa
 
 from _common import (
+    PIN_HELP,
     CpuMeter,
     ProcessSimulator,
     ProcessWorker,
@@ -42,6 +44,8 @@ from _common import (
     each_database,
     machine,
     new_worker,
+    pin_line,
+    pinned,
     requests,
     setup,
 )
@@ -74,9 +78,12 @@ def bench(
     else:
         sim = SmscSimulator(receipt_delay=0.05, record_limit=1000).start()
     worker: Worker | ProcessWorker | None = None
+    unpin = ExitStack()
     try:
         add_route(bs, sim.port)
         worker = ProcessWorker(url, schema) if args.worker_process else new_worker(bs).start()
+        # Pinned once the children run (--pin-cpu): the producer and an in-process worker.
+        unpin.enter_context(pinned(args.pin_cpu))
         total = int(rate * seconds)
         accepted = [0]
         t_start = time.perf_counter() + 0.1
@@ -126,6 +133,7 @@ def bench(
             worker.kill()
         elif worker is not None:
             worker.stop(5.0)
+        unpin.close()
         sim.stop()
         storage.close()
     print(f"[{name}] offered {rate:,.0f} msg/s for {seconds:.0f} s ({total:,} messages, "
@@ -148,6 +156,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=2500.0)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
+    parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help=PIN_HELP)
     parser.add_argument("--sim-process", action="store_true",
                         help="run the SMSC simulator in a separate Python process")  # fmt: skip
     parser.add_argument("--worker-process", action="store_true",
@@ -158,6 +167,7 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
     print(f"worker: {'separate process' if args.worker_process else 'in this process'}")
+    print(pin_line(args.pin_cpu))
     each_database(
         args.postgres, "pipeline.db", lambda name, url, schema: bench(name, url, schema, args)
     )

@@ -32,11 +32,14 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from _common import (
+    PIN_HELP,
     accept,
     add_route,
     machine,
     new_worker,
     on_each_database,
+    pin_line,
+    pinned,
     setup,
     text,
 )
@@ -136,7 +139,7 @@ def raw_core(engine: sa.Engine, parts: list[tuple[str, str, str]]) -> float:
     return time.perf_counter() - t0
 
 
-def bench(name: str, storage: SqlStorage, count: int) -> None:
+def bench(name: str, storage: SqlStorage, count: int, pin_cpu: int | None = None) -> None:
     try:
         bs, tenant_id = setup(storage, credits=10**12)
         t0 = time.perf_counter()
@@ -145,7 +148,8 @@ def bench(name: str, storage: SqlStorage, count: int) -> None:
               "(untimed)")  # fmt: skip
         texts = [receipt_text(cid, n) for n, cid in enumerate(carrier_ids)]
         inbox = ReceiptInbox(bs._ctx)  # the worker's inbox, without its thread
-        elapsed, applied = ingest_all(inbox, texts)
+        with pinned(pin_cpu):
+            elapsed, applied = ingest_all(inbox, texts)
         assert applied == count, (applied, count)
         again = inbox.ingest([
             CarrierReceipt("agg1", c, parse_receipt(receipt_text(c, 0)), datetime.now(UTC))
@@ -160,7 +164,8 @@ def bench(name: str, storage: SqlStorage, count: int) -> None:
                 (row.carrier_message_id, row.message_id, tenant_id)
                 for row in conn.execute(sa.select(p.c.carrier_message_id, p.c.message_id))
             ]
-        t_raw = raw_core(storage.engine, parts)
+        with pinned(pin_cpu):
+            t_raw = raw_core(storage.engine, parts)
     finally:
         storage.close()
     rate, raw_rate = count / elapsed, len(parts) / t_raw
@@ -172,12 +177,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
+    parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help=PIN_HELP)
     args = parser.parse_args()
     # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
     tune_gc()
     print(f"machine: {machine()}")
+    print(pin_line(args.pin_cpu))
     on_each_database(
-        args.postgres, "r.db", lambda name, storage: bench(name, storage, args.messages)
+        args.postgres,
+        "r.db",
+        lambda name, storage: bench(name, storage, args.messages, args.pin_cpu),
     )
     return 0
 

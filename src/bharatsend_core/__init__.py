@@ -6,6 +6,7 @@ reported through signed webhooks. The names below are the stable public API;
 the domain modules (``bharatsend_core.domain.*``) document the rest.
 """
 
+from bharatsend_core.adapters.system import pin_process
 from bharatsend_core.app import BharatSend
 from bharatsend_core.config import Settings
 from bharatsend_core.domain.encoding import Encoding, Segmentation, segment
@@ -24,5 +25,6 @@ __all__ = [
     "Settings",
     "__version__",
     "parse_phone",
+    "pin_process",
     "segment",
 ]

@@ -802,8 +802,17 @@ class BharatSend:
             **options,
         )
 
-    def run_worker(self, **options: Any) -> None:
-        """Run a worker until SIGTERM/SIGINT, then drain and exit (the CLI's ``worker``)."""
+    def run_worker(self, *, cpus: Iterable[int] | None = None, **options: Any) -> None:
+        """Run a worker until SIGTERM/SIGINT, then drain and exit (the CLI's ``worker``).
+
+        ``cpus`` pins the whole process to those CPUs first (:func:`pin_process`;
+        one is what a worker can use, and it runs faster pinned to it);
+        ``InvalidArgument`` for CPUs the process may not use, before anything starts.
+        """
+        if cpus is not None:
+            from bharatsend_core.adapters.system import pin_process
+
+            pin_process(cpus)
         self.worker(**options).run()
 
     def _smpp_carrier(self, config: RouteConfig) -> Carrier:

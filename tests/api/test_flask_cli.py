@@ -95,3 +95,10 @@ def test_an_unknown_setting_is_refused_by_name(tmp_path: Path) -> None:
     app.config["BHARATSEND_DATABSE_URL"] = f"sqlite:///{tmp_path / 'x.db'}"
     with pytest.raises(Exception, match="BHARATSEND_DATABSE_URL"):
         BharatSend(app)
+
+
+def test_worker_refuses_a_bad_cpu_list_before_starting(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    code, out = invoke(runner, "worker", "--cpus", "two")
+    assert code == 1
+    assert "error: invalid_argument (cpus)" in out

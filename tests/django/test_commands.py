@@ -402,8 +402,10 @@ def run_worker_process(tmp_path: Path, sim: SmscSimulator) -> None:
     bs = BharatSend.from_url(
         f"sqlite:///{tmp_path / 'app.db'}", environ={}, key_pepper=settings.BHARATSEND["KEY_PEPPER"]
     )
+    # Pinned to one CPU where the platform allows: the option end to end.
+    pin = ["--cpus", str(max(os.sched_getaffinity(0)))] if hasattr(os, "sched_getaffinity") else []
     proc = subprocess.Popen(
-        [*command, "bharatsend_worker", "--poll-interval", "0.1"],
+        [*command, "bharatsend_worker", "--poll-interval", "0.1", *pin],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -445,6 +447,8 @@ def run_worker_process(tmp_path: Path, sim: SmscSimulator) -> None:
         assert time.monotonic() - started < 10
         assert proc.returncode == 0, err
         assert "routes 1 added, 0 updated; webhooks on" in out
+        if pin:
+            assert f"pinned to CPUs [{pin[1]}]" in out
         assert "stopped: 2 sent" in out
         assert "Traceback" not in err
         assert bs.worker_heartbeats() == []  # it left cleanly

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -871,12 +872,19 @@ def _wait_for_sigterm_handler(pid: int, timeout: float) -> None:
         time.sleep(0.05)
 
 
+_PINNABLE = hasattr(os, "sched_getaffinity")
+
+
+@pytest.mark.parametrize(
+    "pin", [False, pytest.param(True, marks=pytest.mark.skipif(not _PINNABLE, reason="Linux"))]
+)
 def test_worker_stops_cleanly_on_sigterm(
-    capsys: pytest.CaptureFixture[str], database_url: str
+    capsys: pytest.CaptureFixture[str], database_url: str, pin: bool
 ) -> None:
     import signal
     import time
 
+    cpu = max(os.sched_getaffinity(0)) if pin else None
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -886,6 +894,7 @@ def test_worker_stops_cleanly_on_sigterm(
             "--database-url",
             database_url,
             "--no-sandbox",
+            *([] if cpu is None else ["--cpus", str(cpu)]),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -895,6 +904,8 @@ def test_worker_stops_cleanly_on_sigterm(
         time.sleep(1.0)
         _wait_for_sigterm_handler(proc.pid, timeout=15.0)
         assert proc.poll() is None, proc.communicate()
+        if cpu is not None:
+            assert os.sched_getaffinity(proc.pid) == {cpu}
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -904,6 +915,21 @@ def test_worker_stops_cleanly_on_sigterm(
     assert proc.returncode == 0, err
     assert "stopped: 0 sent, 0 failed" in out
     assert out.startswith("worker ")
+    if cpu is not None:
+        assert f"pinned to CPUs [{cpu}]" in err
+
+
+def test_worker_refuses_a_bad_cpu_list_before_opening_the_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    database = tmp_path / "never.db"
+    code, error = run_json_error(
+        capsys, "worker", "--database-url", f"sqlite:///{database}", "--cpus", "1-0"
+    )
+    assert code == 2
+    assert error["code"] == "invalid_argument"
+    assert error["field"] == "cpus"
+    assert not database.exists()
 
 
 @pytest.mark.parametrize(

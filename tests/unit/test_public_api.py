@@ -11,7 +11,7 @@ import bharatsend_core
 PINNED = {
     "bharatsend_core": [
         "ERROR_CODES", "BharatSend", "BharatSendError", "Encoding", "PhoneNumber",
-        "Segmentation", "Settings", "__version__", "parse_phone", "segment",
+        "Segmentation", "Settings", "__version__", "parse_phone", "pin_process", "segment",
     ],
     "bharatsend_core.domain.dlt": [
         "DEFAULT_LIMITS", "DEFAULT_POLICY", "IST", "MAX_PLACEHOLDER_LENGTH", "CallbackWhitelist",

@@ -169,10 +169,22 @@ def sync_routes() -> tuple[int, int]:
 
 @bharatsend_group.command("worker")
 @click.option("--no-webhooks", is_flag=True, help="Do not deliver webhooks in this process")
+@click.option(
+    "--cpus",
+    metavar="LIST",
+    help="Pin this process to these CPUs (1, 0,2 or 0-3; Linux): a worker uses one,"
+    " and runs faster pinned to it",
+)
 @with_appcontext
 @_errors
-def worker(no_webhooks: bool) -> None:
+def worker(no_webhooks: bool, cpus: str | None) -> None:
     """Run a dispatch worker (and webhook delivery) until Ctrl-C."""
+    from bharatsend_core.adapters.system import parse_cpu_list
+
+    pinned = None if cpus is None else parse_cpu_list(cpus)  # refused before anything starts
     sync_routes()
-    click.echo(json.dumps({"worker": "starting", "webhooks": not no_webhooks}), err=True)
-    _bs().run_worker(webhooks=not no_webhooks)
+    started = {"worker": "starting", "webhooks": not no_webhooks}
+    if pinned is not None:
+        started["cpus"] = sorted(pinned)
+    click.echo(json.dumps(started), err=True)
+    _bs().run_worker(webhooks=not no_webhooks, cpus=pinned)
