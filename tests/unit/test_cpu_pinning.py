@@ -34,7 +34,9 @@ def test_cpu_lists_in_taskset_form() -> None:
     assert parse_cpu_list("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
 
 
-@pytest.mark.parametrize("bad", ["", "x", "1,", "-1", "3-1", "1-", "0x1", "1.5", "1 2"])
+@pytest.mark.parametrize(
+    "bad", ["", "x", "1,", "-1", "3-1", "1-", "0x1", "1.5", "1 2", "0-99999999", "8192"]
+)
 def test_a_bad_cpu_list_is_refused_with_the_field_named(bad: str) -> None:
     with pytest.raises(InvalidArgument) as caught:
         parse_cpu_list(bad)

@@ -62,6 +62,10 @@ class SystemIds:
         return secrets.randbelow(1 << 53) / (1 << 53)
 
 
+#: Linux numbers CPUs below 8,192 (its largest NR_CPUS); a longer range is a typo.
+_MAX_CPU = 8191
+
+
 def parse_cpu_list(text: str) -> frozenset[int]:
     """CPU numbers from a list such as ``1``, ``0,2`` or ``0-3`` (``taskset -c``'s format)."""
     cpus: set[int] = set()
@@ -74,7 +78,7 @@ def parse_cpu_list(text: str) -> frozenset[int]:
             raise InvalidArgument(
                 f"cpus must be a list such as 1 or 0,2 or 0-3, got {text!r}", field="cpus"
             ) from None
-        if first < 0 or last < first:
+        if first < 0 or last < first or last > _MAX_CPU:
             raise InvalidArgument(f"cpus: {item.strip()!r} is not a CPU range", field="cpus")
         cpus.update(range(first, last + 1))
     return frozenset(cpus)
