@@ -162,3 +162,20 @@ def test_builder_is_trusted_as_a_function_of_the_fields() -> None:
         builder(TimelineEntry)(
             sequence=0, at=NOW, kind="k", status=Status.ACCEPTED, detail=(), colour="red"
         )
+
+
+def test_replace_past_the_cache_of_generated_functions_is_still_evolve(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from bharatsend_core.domain import values
+
+    monkeypatch.setattr(values, "_EVOLVERS", {})
+    monkeypatch.setattr(values, "_EVOLVERS_MAX", 0)  # every call takes the by-name path
+    original = message()
+    changes = {"status": "submitting", "attempts": 3, "route": "r1"}
+    assert replace(original, **changes) == attrs.evolve(original, **changes)
+    assert values._EVOLVERS == {}
+    with pytest.raises(TypeError, match="no field 'colour'"):
+        replace(original, colour="red")
+    with pytest.raises(InvalidArgument):
+        replace(Part(0), index=-1)

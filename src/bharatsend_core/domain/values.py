@@ -114,13 +114,34 @@ def replace(instance: T, /, **changes: Any) -> T:
     cls = type(instance)
     evolve = _EVOLVERS.get((cls, *changes))
     if evolve is None:
+        if len(_EVOLVERS) >= _EVOLVERS_MAX:
+            return _replace_by_name(instance, changes)
         evolve = _evolver(cls, tuple(changes))
     return cast(T, evolve(instance, **changes))
 
 
 _EVOLVERS: dict[tuple[Any, ...], Callable[..., Any]] = {}
-#: Call sites name a handful of field sets; past this, build without caching.
+#: Call sites name a handful of field sets; past this many, replace by name.
 _EVOLVERS_MAX = 512
+
+
+def _replace_by_name(instance: T, changes: dict[str, Any]) -> T:
+    """:func:`replace` without generating code: copy, then set and check each change."""
+    cls = type(instance)
+    copy, _make, _names, by_name = _plan(cls)
+    unknown = [name for name in changes if name not in by_name]
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {unknown[0]!r}")
+    new = object.__new__(cls)
+    copy(instance, new)
+    for name, value in changes.items():
+        converter = by_name[name][0]
+        object.__setattr__(new, name, value if converter is None else converter(value))
+    for name in changes:
+        _converter, validator, attribute = by_name[name]
+        if validator is not None:
+            validator(new, attribute, getattr(new, name))
+    return new
 
 
 def _evolver(cls: type, changed: tuple[str, ...]) -> Callable[..., Any]:
@@ -156,8 +177,7 @@ def _evolver(cls: type, changed: tuple[str, ...]) -> Callable[..., Any]:
     lines += ["    return _bs_obj", ""]
     exec("\n".join(lines), namespace)  # noqa: S102
     evolve: Callable[..., Any] = namespace["evolve"]
-    if len(_EVOLVERS) < _EVOLVERS_MAX:
-        _EVOLVERS[(cls, *changed)] = evolve
+    _EVOLVERS[(cls, *changed)] = evolve
     return evolve
 
 
