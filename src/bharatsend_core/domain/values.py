@@ -10,9 +10,11 @@ tens of thousands of times a second. Two stock tools dominate that cost:
   the converters and validators of the *changed* fields only: the unchanged
   ones were checked when the original was built, and the object is frozen.
 
-:func:`trusted` builds an instance without any check, for storage adapters
-rebuilding values from rows they wrote themselves (every value was validated
-on its way in, and the schema's constraints hold it since).
+:func:`builder` gives a class's generated constructor that takes every field
+by keyword and checks nothing, for storage adapters rebuilding values from
+rows they wrote themselves (every value was validated on its way in, and the
+schema's constraints hold it since); :func:`trusted` is the same as one call,
+naming the missing and unknown fields when it refuses.
 """
 
 from __future__ import annotations
