@@ -19,15 +19,28 @@ BHARATSEND_TEST_POSTGRES_URL is set):
   row, insert one ledger transfer), 500 receipts per transaction. Its rows use
   route ``raw`` and fresh ids so they do not collide; reconcile runs before it.
 
-Run: ``python benchmarks/bench_receipts.py [--messages N] [--postgres URL]``.
+With ``--ingesters K`` (K > 1) both timed loops run in K child processes at
+once, each on its own share of the receipts (every K-th) and its own
+connections, started together once all are ready: the shape of K
+``bharatsend worker`` processes each ingesting the receipts of its own binds.
+The figure is all receipts over the time from the start signal to the last
+child's answer.
+
+Run: ``python benchmarks/bench_receipts.py [--messages N] [--postgres URL]
+[--ingesters K]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
+import sys
+import tempfile
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -35,9 +48,9 @@ from _common import (
     PIN_HELP,
     accept,
     add_route,
+    each_database,
     machine,
     new_worker,
-    on_each_database,
     pin_line,
     pinned,
     setup,
@@ -53,6 +66,40 @@ from bharatsend_core.service.receipts import ReceiptInbox
 from bharatsend_core.service.worker import tune_gc
 
 BATCH = 500
+
+# A child of ``--ingesters``: argv[1] is JSON {"url", "schema", "mode", "file"}, argv[2]
+# this directory. It loads its share ("ingest": receipt texts; "raw": part triples),
+# prints "ready", waits for a line on stdin, runs the timed loop and prints one JSON line.
+INGESTER_SCRIPT = """
+import json, sys
+sys.path.insert(0, sys.argv[2])
+from bench_receipts import ingest_all, raw_core
+from _common import bench_settings
+from bharatsend_core import BharatSend
+from bharatsend_core.adapters.sqlalchemy import SqlStorage
+from bharatsend_core.service.receipts import ReceiptInbox
+from bharatsend_core.service.worker import tune_gc
+
+tune_gc()
+settings = json.loads(sys.argv[1])
+with open(settings["file"], encoding="utf-8") as f:
+    share = json.load(f)
+storage = SqlStorage.from_url(settings["url"], schema=settings["schema"])
+try:
+    if settings["mode"] == "ingest":
+        inbox = ReceiptInbox(BharatSend(storage=storage, settings=bench_settings())._ctx)
+        print("ready", flush=True)
+        sys.stdin.readline()
+        seconds, applied = ingest_all(inbox, share)
+    else:
+        parts = [tuple(p) for p in share]
+        print("ready", flush=True)
+        sys.stdin.readline()
+        seconds, applied = raw_core(storage.engine, parts), len(parts)
+    print(json.dumps({"seconds": seconds, "applied": applied}), flush=True)
+finally:
+    storage.close()
+"""
 
 
 def sent_messages(bs: BharatSend, tenant_id: str, count: int) -> list[str]:
@@ -139,7 +186,50 @@ def raw_core(engine: sa.Engine, parts: list[tuple[str, str, str]]) -> float:
     return time.perf_counter() - t0
 
 
-def bench(name: str, storage: SqlStorage, count: int, pin_cpu: int | None = None) -> None:
+def in_children(
+    url: str, schema: str | None, mode: str, shares: list[list[object]]
+) -> tuple[float, int]:
+    """Run one timed loop in ``len(shares)`` child processes at once; (seconds, rows done)."""
+    here = str(Path(__file__).resolve().parent)
+    with tempfile.TemporaryDirectory() as tmp:
+        procs = []
+        try:
+            for n, share in enumerate(shares):
+                file = Path(tmp) / f"share{n}.json"
+                file.write_text(json.dumps(share), encoding="utf-8")
+                settings = {"url": url, "schema": schema, "mode": mode, "file": str(file)}
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-c", INGESTER_SCRIPT, json.dumps(settings), here],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                ))  # fmt: skip
+            for proc in procs:
+                assert proc.stdout is not None
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError("an ingester process did not start")
+            t0 = time.perf_counter()
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            done = 0
+            for proc in procs:
+                assert proc.stdout is not None
+                done += int(json.loads(proc.stdout.readline())["applied"])
+            elapsed = time.perf_counter() - t0
+            for proc in procs:
+                proc.wait(timeout=60)
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    return elapsed, done
+
+
+def bench(
+    name: str, url: str, schema: str | None, count: int, pin_cpu: int | None, ingesters: int
+) -> None:
+    storage = SqlStorage.from_url(url, schema=schema)
     try:
         bs, tenant_id = setup(storage, credits=10**12)
         t0 = time.perf_counter()
@@ -148,8 +238,12 @@ def bench(name: str, storage: SqlStorage, count: int, pin_cpu: int | None = None
               "(untimed)")  # fmt: skip
         texts = [receipt_text(cid, n) for n, cid in enumerate(carrier_ids)]
         inbox = ReceiptInbox(bs._ctx)  # the worker's inbox, without its thread
-        with pinned(pin_cpu):
-            elapsed, applied = ingest_all(inbox, texts)
+        if ingesters == 1:
+            with pinned(pin_cpu):
+                elapsed, applied = ingest_all(inbox, texts)
+        else:
+            shares: list[list[object]] = [list(texts[k::ingesters]) for k in range(ingesters)]
+            elapsed, applied = in_children(url, schema, "ingest", shares)
         assert applied == count, (applied, count)
         again = inbox.ingest([
             CarrierReceipt("agg1", c, parse_receipt(receipt_text(c, 0)), datetime.now(UTC))
@@ -164,13 +258,20 @@ def bench(name: str, storage: SqlStorage, count: int, pin_cpu: int | None = None
                 (row.carrier_message_id, row.message_id, tenant_id)
                 for row in conn.execute(sa.select(p.c.carrier_message_id, p.c.message_id))
             ]
-        with pinned(pin_cpu):
-            t_raw = raw_core(storage.engine, parts)
+        if ingesters == 1:
+            with pinned(pin_cpu):
+                t_raw = raw_core(storage.engine, parts)
+        else:
+            raw_shares: list[list[object]] = [
+                [list(part) for part in parts[k::ingesters]] for k in range(ingesters)
+            ]
+            t_raw, _ = in_children(url, schema, "raw", raw_shares)
     finally:
         storage.close()
     rate, raw_rate = count / elapsed, len(parts) / t_raw
+    who = f"{BATCH} per transaction" + ("" if ingesters == 1 else f", {ingesters} processes")
     print(f"[{name}] ingest:  {rate:9,.0f} receipts/s   raw Core: {raw_rate:9,.0f} receipts/s"
-          f"   ratio {rate / raw_rate:5.2f}x   (n={count:,}, {BATCH} per transaction)")  # fmt: skip
+          f"   ratio {rate / raw_rate:5.2f}x   (n={count:,}, {who})")  # fmt: skip
 
 
 def main() -> int:
@@ -178,15 +279,25 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help=PIN_HELP)
+    parser.add_argument(
+        "--ingesters", type=int, default=1, metavar="K",
+        help="ingest (and run the baseline) in K processes at once, as K workers would",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.ingesters < 1:
+        parser.error("--ingesters must be at least 1")
+    if args.ingesters > 1 and args.pin_cpu is not None:
+        parser.error("--pin-cpu pins this process; with --ingesters the children ingest")
     # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
     tune_gc()
     print(f"machine: {machine()}")
     print(pin_line(args.pin_cpu))
-    on_each_database(
+    each_database(
         args.postgres,
         "r.db",
-        lambda name, storage: bench(name, storage, args.messages, args.pin_cpu),
+        lambda name, url, schema: bench(
+            name, url, schema, args.messages, args.pin_cpu, args.ingesters
+        ),
     )
     return 0
 
