@@ -1,16 +1,19 @@
-"""The prepared executor's codecs: the fast paths give exactly what the plain ones give."""
+"""The prepared executor: its codecs' fast paths give what the plain ones give, and it
+knows which statements may write."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta, timezone
 
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy.dialects import postgresql, sqlite
 
+from bharatsend_core.adapters.sqlalchemy.prepared import Prepared, Session, json_dumps, json_in
 from bharatsend_core.adapters.sqlalchemy.prepared import _SqliteTimes as SqliteTimes
 from bharatsend_core.adapters.sqlalchemy.prepared import _SqliteTimesOut as SqliteTimesOut
-from bharatsend_core.adapters.sqlalchemy.prepared import json_dumps, json_in
 
 _SCALARS = st.text() | st.integers() | st.none() | st.booleans() | st.floats(allow_nan=False)
 _DETAILS = st.lists(st.tuples(st.text(), _SCALARS)).map(tuple)
@@ -70,3 +73,52 @@ def test_sqlite_times_encode_right_whatever_repeats(
     for i in order + list(range(len(instants))):
         value = instants[i % len(instants)]
         assert encode(value) == value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+# --------------------------------------------------------------------------- writes
+
+
+_T = sa.Table(
+    "things",
+    sa.MetaData(),
+    sa.Column("id", sa.String, primary_key=True),
+    sa.Column("updated_at", sa.String),
+    sa.Column("deleted", sa.Boolean),
+)
+_SELECT = sa.select(_T.c.id, _T.c.updated_at).where(_T.c.deleted.is_(False))
+_INSERT = _T.insert()
+_UPDATE = _T.update().where(_T.c.id == sa.bindparam("b_id")).values(updated_at="x")
+_DELETE = _T.delete().where(_T.c.id == sa.bindparam("b_id"))
+_CTE = sa.select(_T.update().values(deleted=True).returning(_T.c.id).cte("gone").c.id)
+
+
+def test_a_statement_knows_whether_it_may_change_rows() -> None:
+    # A read-only unit of work ends with COMMIT on PostgreSQL (the storage keeps
+    # psycopg's prepared statements); anything that may write must roll back.
+    for dialect in (sqlite.dialect(), postgresql.psycopg.dialect()):
+        assert Prepared(_SELECT, dialect).writes is False  # "updated_at", "deleted" are no DML
+        assert Prepared(_INSERT, dialect).writes is True
+        assert Prepared(_UPDATE, dialect).writes is True
+        assert Prepared(_DELETE, dialect).writes is True
+        assert Prepared(_CTE, dialect).writes is True  # a SELECT over a writing CTE
+    # Locking reads count as writes on PostgreSQL: a needless rollback costs nothing more.
+    assert Prepared(_SELECT.with_for_update(), postgresql.psycopg.dialect()).writes is True
+
+
+def test_a_session_notes_any_statement_that_may_write() -> None:
+    engine = sa.create_engine("sqlite://")
+    with engine.connect() as connection:
+        connection.execute(sa.text("CREATE TABLE things (id TEXT, updated_at TEXT, deleted INT)"))
+        dialect = connection.dialect
+        row = {"id": "a", "updated_at": "t", "deleted": 0}
+        reads = Session(connection)
+        reads.all(Prepared(_SELECT, dialect))
+        reads.run(sa.select(_T.c.id))  # a cold read through SQLAlchemy
+        assert reads.wrote is False
+        one = Session(connection)
+        one.write(Prepared(_INSERT, dialect), row)
+        many = Session(connection)
+        many.write_many(Prepared(_INSERT, dialect), [row, row])
+        cold = Session(connection)
+        cold.run(_DELETE, {"b_id": "a"})
+        assert (one.wrote, many.wrote, cold.wrote) == (True, True, True)

@@ -25,6 +25,7 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import re
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -308,6 +309,7 @@ class Prepared:
         "bulk",
         "sql",
         "statement",
+        "writes",
     )
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
@@ -319,6 +321,9 @@ class Prepared:
             raise ValueError(f"a prepared statement cannot expand parameters: {compiled.string}")
         self.statement = statement
         self.sql = compiled.string
+        #: Whether running it may change rows (any INSERT, UPDATE or DELETE in its
+        #: text, a CTE's or ``FOR UPDATE`` included: a false "yes" only costs a rollback).
+        self.writes = bool(_DML.search(self.sql))
         #: The same write for a whole batch in one statement (PostgreSQL), if built.
         self.bulk: Bulk | None = None
         binds = {name: bind for bind, name in compiled.bind_names.items()}
@@ -377,6 +382,9 @@ class Prepared:
         return out
 
 
+_DML = re.compile(r"\b(?:INSERT|UPDATE|DELETE)\b")
+
+
 def _result_columns(statement: ClauseElement) -> list[Any]:
     if isinstance(statement, Select):
         return list(statement.selected_columns)
@@ -390,14 +398,16 @@ class Session:
 
     The first statement begins the transaction through SQLAlchemy (so the
     storage's ``begin`` hook emits SQLite's ``BEGIN IMMEDIATE``), and
-    ``commit()`` on the SQLAlchemy connection ends it.
+    ``commit()`` on the SQLAlchemy connection ends it. ``wrote`` tells whether
+    any statement run may have changed rows.
     """
 
-    __slots__ = ("_dbapi", "_dialect", "_echo", "_error", "connection")
+    __slots__ = ("_dbapi", "_dialect", "_echo", "_error", "connection", "wrote")
 
     def __init__(self, connection: Connection) -> None:
         """Wrap a checked-out connection."""
         self.connection = connection
+        self.wrote = False
         self._dbapi: Any = connection.connection.dbapi_connection
         self._dialect = connection.dialect
         self._error: type[Exception] = connection.dialect.loaded_dbapi.Error
@@ -434,6 +444,7 @@ class Session:
         sql = prepared.sql if bulk is None else bulk.sql
         if self._echo:
             _ECHO_LOG.info("%s [prepared, %d rows]", sql, len(rows))
+        self.wrote = True
         try:
             cursor = self._cursor()
             if bulk is None:
@@ -451,6 +462,7 @@ class Session:
         """Run a batch statement with RETURNING over ``rows``; the raw rows it returned."""
         if self._echo:
             _ECHO_LOG.info("%s [bulk, %d rows]", bulk.sql, len(rows))
+        self.wrote = True
         try:
             cursor = self._cursor()
             cursor.execute(bulk.sql, bulk.params(rows))
@@ -467,6 +479,8 @@ class Session:
         params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
     ) -> CursorResult[Any]:
         """Run a statement built at call time through SQLAlchemy (cold paths)."""
+        if not isinstance(statement, Select):
+            self.wrote = True
         try:
             return self.connection.execute(statement, params)
         except DBAPIError as e:
@@ -483,6 +497,8 @@ class Session:
     def _execute(self, prepared: Prepared, params: Mapping[str, Any]) -> Any:
         if self._echo:
             _ECHO_LOG.info("%s [prepared]", prepared.sql)
+        if prepared.writes:
+            self.wrote = True
         try:
             cursor = self._cursor()
             cursor.execute(prepared.sql, prepared.params(params))

@@ -330,6 +330,8 @@ class SqlStorage:
         self._channel: str | None = None
         self._listener: _PgListener | None = None
         self._listener_lock = threading.Lock()
+        # A read-only unit of work ends with COMMIT (SqlUnitOfWork.__exit__).
+        self._commit_reads = engine.dialect.name == "postgresql"
         if engine.dialect.name == "postgresql":
             self._channel = dispatch_channel(schema)
 
@@ -379,7 +381,9 @@ class SqlStorage:
         # The default (5 + 10) let 16 request threads of an embedding app hold
         # every connection while the worker in the same process waited seconds
         # for one to record or claim (benchmarks/README.md, sixth session).
-        pooled = {"pool_size": pool_size, "max_overflow": 2 * pool_size}
+        # Last in, first out: the connection used last is warm (its prepared
+        # statements, on PostgreSQL), and the rest can sit idle.
+        pooled = {"pool_size": pool_size, "max_overflow": 2 * pool_size, "pool_use_lifo": True}
         if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
             if schema is not None:
                 raise ConfigurationError(
@@ -814,8 +818,21 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Roll back whatever was not committed and return the connection to the pool."""
+        """Roll back whatever was not committed and return the connection to the pool.
+
+        On PostgreSQL a unit that only read ends with ``COMMIT`` instead: the
+        same for the server, but psycopg forgets every prepared statement of
+        the connection on a rollback, and the worker's idle reads would make
+        every statement parse and plan again.
+        """
         connection, self._connection = self._connection, None
+        only_read = (
+            exc_type is None
+            and self._storage._commit_reads
+            and self._db is not None
+            and not self._db.wrote
+            and not self._new_work
+        )
         self._new_work = False
         self._db = None
         self._pending.clear()
@@ -826,7 +843,10 @@ class SqlUnitOfWork:
                 # transaction on the server; its rollback error must not hide
                 # the error that brought us here.
                 with suppress(DBAPIError):
-                    connection.rollback()
+                    if only_read and connection.in_transaction():
+                        connection.commit()
+                    else:
+                        connection.rollback()
                 connection.close()
         finally:
             self._gate.__exit__(None, None, None)
