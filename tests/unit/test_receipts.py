@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -531,6 +532,33 @@ def test_fuzzed_receipt_like_text_only_ever_raises_receipt_parse_error(
 ) -> None:
     with contextlib.suppress(ReceiptParseError):
         parse_receipt(raw, tlvs=tlvs, tz=IST)
+
+
+# The key patterns as first written: a boundary assertion, then the key. The
+# parser's own put the literal first (faster); both must find the same field.
+_BOUNDARY_FIRST = {
+    "_ID_RE": r"id:([0-9A-Za-z_-]+)",
+    "_SUB_RE": r"sub:(\d+)",
+    "_DLVRD_RE": r"dlvrd:(\d+)",
+    "_SUBMIT_RE": r"submit[ _]?date:(\d+)",
+    "_DONE_RE": r"done[ _]?date:(\d+)",
+    "_STAT_RE": r"stat:([A-Za-z_]+)",
+    "_ERR_RE": r"err:([0-9A-Za-z]+)",
+    "_TEXT_RE": r"text:",
+}
+_SEPARATED = st.lists(
+    _FIELDISH | st.sampled_from([",", ";", "\t", "\n", "msg", "x", "_", "submit_date:", "Stat:"]),
+    max_size=8,
+).map("".join)
+
+
+@given(raw=_SEPARATED)
+def test_key_patterns_find_what_the_boundary_first_patterns_find(raw: str) -> None:
+    for name, body in _BOUNDARY_FIRST.items():
+        reference = re.compile(r"(?:^|(?<=[\s,;]))" + body, re.IGNORECASE | re.ASCII)
+        ours = getattr(rc, name)
+        want, got = reference.search(raw), ours.search(raw)
+        assert (want and (want.span(), want.groups())) == (got and (got.span(), got.groups())), name
 
 
 @given(text=st.text(min_size=1, max_size=40))
