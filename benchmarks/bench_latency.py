@@ -46,10 +46,11 @@ from _common import (
     PIN_HELP,
     TEMPLATE,
     ProcessSimulator,
+    ProcessWorker,
     add_route,
+    each_database,
     machine,
     new_worker,
-    on_each_database,
     phone,
     pin_line,
     pinned,
@@ -140,7 +141,8 @@ def raw_round_trips(port: int, count: int) -> list[float]:
     return stamps  # type: ignore[return-value]
 
 
-def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int) -> None:
+def bench(name: str, url: str, schema: str | None, args: argparse.Namespace, senders: int) -> None:
+    storage = SqlStorage.from_url(url, schema=schema)
     bs, tenant_id = setup(storage, credits=10**12)
     behaviour = {"no_receipts": args.no_receipts}
     sim: SmscSimulator | ProcessSimulator
@@ -148,12 +150,61 @@ def bench(name: str, storage: SqlStorage, args: argparse.Namespace, senders: int
         sim = ProcessSimulator(0.05, behaviour)
     else:
         sim = SmscSimulator(receipt_delay=0.05, behaviour=Behaviour(**behaviour)).start()
+    child: InChild | None = None
     try:
+        add_route(bs, sim.port)
+        # A child process starts before this one is pinned, so it keeps every core.
+        child = InChild(url, schema) if args.worker_process else None
+
+        def start_worker() -> Running:
+            return child if child is not None else InProcess(bs)
+
         with pinned(args.pin_cpu):
-            measure(name, bs, tenant_id, sim, args, senders)
+            measure(name, bs, tenant_id, sim, args, senders, start_worker)
     finally:
+        if child is not None:
+            child.stop()
         sim.stop()
         storage.close()
+
+
+class Running:
+    """A started dispatch worker: here (``InProcess``) or in a child process (``InChild``)."""
+
+    def stats(self) -> str:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class InProcess(Running):
+    def __init__(self, bs: BharatSend) -> None:
+        self.worker = new_worker(bs, poll_interval=0.5).start()
+
+    def stats(self) -> str:
+        return str(self.worker.health().stats)
+
+    def stop(self) -> None:
+        self.worker.stop(5.0)
+
+
+class InChild(Running):
+    """``bharatsend worker`` in its own process; it hears of new messages by NOTIFY
+    on PostgreSQL and by polling on SQLite."""
+
+    def __init__(self, url: str, schema: str | None) -> None:
+        self.proc = ProcessWorker(url, schema)
+        self.final: dict[str, int] | None = None
+
+    def stats(self) -> str:
+        if self.final is None:
+            self.final = self.proc.stop()
+        return str(self.final)
+
+    def stop(self) -> None:
+        if self.final is None:
+            self.final = self.proc.stop()
 
 
 def measure(
@@ -163,11 +214,11 @@ def measure(
     sim: SmscSimulator | ProcessSimulator,
     args: argparse.Namespace,
     senders: int,
+    start_worker: Callable[[], Running],
 ) -> None:
     """The raw round trips, then both paced runs, through a worker started here."""
     worker = None
     try:
-        add_route(bs, sim.port)
         stamps = raw_round_trips(sim.port, 200)
         sim.submits.wait_for(200, 10)
         seen = {s.destination_addr: s.received_at for s in sim.submits}
@@ -175,7 +226,7 @@ def measure(
         print(f"[{name}] raw smpplib submit_sm (write -> received_at): "
               f"p50 {pct(raw, 0.5, '.3f')} ms  p99 {pct(raw, 0.99, '.3f')} ms"
               "  (n=200)")  # fmt: skip
-        worker = new_worker(bs, poll_interval=0.5).start()
+        worker = start_worker()
         total = len(sim.submits)
         # warm-up: a few messages so the first measured one does not pay for caches
         warm = Sender(bs, tenant_id)
@@ -205,14 +256,14 @@ def measure(
                   f"p99 {pct(post, 0.99)} ms")  # fmt: skip
             print(f"[{name}]   send() itself:                  p50 {pct(sends, 0.5)} ms  "
                   f"p99 {pct(sends, 0.99)} ms")  # fmt: skip
-        print(f"[{name}]   worker stats: {worker.health().stats}")
-        worker.stop(5.0)
+        print(f"[{name}]   worker stats: {worker.stats()}")
+        worker.stop()
         worker = None
         report = bs.reconcile(tenant_id)
         assert report.ok, report.problems
     finally:
         if worker is not None:
-            worker.stop(5.0)
+            worker.stop()
 
 
 def main() -> int:
@@ -225,6 +276,9 @@ def main() -> int:
     parser.add_argument("--no-receipts", action="store_true")
     parser.add_argument("--sim-process", action="store_true",
                         help="run the SMSC simulator in a separate Python process")  # fmt: skip
+    parser.add_argument("--worker-process", action="store_true",
+                        help="run the worker in a separate Python process, as `bharatsend "
+                        "worker` runs beside the application")  # fmt: skip
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help=PIN_HELP)
     args = parser.parse_args()
@@ -233,12 +287,13 @@ def main() -> int:
     print(f"machine: {machine()}")
     print(f"receipts: {'off' if args.no_receipts else 'on (receipt_delay 0.05 s)'}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
+    print(f"worker: {'separate process' if args.worker_process else 'in this process'}")
     print(pin_line(args.pin_cpu))
-    on_each_database(
+    each_database(
         args.postgres,
         "latency.db",
-        lambda name, storage: bench(
-            name, storage, args, args.senders if name == "sqlite" else args.pg_senders
+        lambda name, url, schema: bench(
+            name, url, schema, args, args.senders if name == "sqlite" else args.pg_senders
         ),
     )
     return 0

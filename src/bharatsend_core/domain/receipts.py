@@ -180,6 +180,7 @@ class Receipt:
 
 # --------------------------------------------------------------------------- parsing
 
+
 def _key(literal: str) -> str:
     """``literal``, where it starts the receipt or follows a separator (``msgid:`` is not
     ``id:``).
