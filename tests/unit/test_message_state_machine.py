@@ -34,6 +34,7 @@ from bharatsend_core.domain.message import (
     Status,
     SubmitFailed,
 )
+from bharatsend_core.domain.webhooks import events_from, makes_events
 
 T0 = datetime(2025, 1, 15, 10, 0, tzinfo=UTC)
 OTP = "739105"
@@ -239,6 +240,13 @@ class MessageLifecycle(RuleBasedStateMachine):
         for entry in self.message.timeline:
             attrs.validate(entry)
             assert isinstance(entry.status, Status)
+
+    @invariant()
+    def makes_events_says_what_events_from_would_build(self) -> None:
+        # record_events skips the endpoint lookup on makes_events' word alone.
+        message = self.message
+        for after in range(-1, len(message.timeline) + 1):
+            assert makes_events(message, after) == bool(events_from(message, after))
 
     @invariant()
     def content_never_leaks(self) -> None:

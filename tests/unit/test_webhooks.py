@@ -29,6 +29,7 @@ from bharatsend_core.domain.webhooks import (
     WebhookEvent,
     check_url,
     events_from,
+    makes_events,
     refused_address,
 )
 from bharatsend_core.webhooks import (
@@ -261,6 +262,18 @@ def test_a_lifecycle_produces_one_event_per_status_change(final: str) -> None:
     retrying = produced[1].payload["data"]
     assert retrying["status"] == "retrying"
     assert retrying["next_attempt_at"] is not None
+
+
+def test_a_claim_or_a_part_submitted_makes_no_event() -> None:
+    from tests.unit.test_message import accepted, at
+
+    m = accepted()
+    claimed = m.apply(Claim(at(1), "route_a"))
+    assert not makes_events(claimed, len(m.timeline) - 1)
+    assert events_from(claimed, len(m.timeline) - 1) == ()
+    assert makes_events(claimed)  # "accepted" is still an event from the start
+    sent = claimed.apply(PartSubmitted(at(2), 0, "c-1"))
+    assert makes_events(sent, len(claimed.timeline) - 1)  # the message is now sent
 
 
 def test_events_never_carry_the_message_content() -> None:

@@ -46,6 +46,7 @@ __all__ = [
     "check_url",
     "events_from",
     "generate_secret",
+    "makes_events",
     "refused_address",
     "secret_key",
     "sign",
@@ -113,6 +114,18 @@ def _payload(message: Message, entry: TimelineEntry, event_type: str) -> dict[st
     if message.possible_duplicate:
         data["possible_duplicate"] = True
     return {"type": event_type, "timestamp": entry.at.isoformat(), "data": data}
+
+
+def makes_events(message: Message, after_sequence: int = -1) -> bool:
+    """Whether :func:`events_from` would return any event, without building one.
+
+    A claim (``claimed``) or a part submitted makes none, so the unit of work
+    recording it need not read the tenant's endpoints.
+    """
+    return any(
+        entry.sequence > after_sequence and entry.kind in _KIND_TYPES
+        for entry in reversed(message.timeline)
+    )
 
 
 def events_from(message: Message, after_sequence: int = -1) -> tuple[WebhookEvent, ...]:

@@ -27,6 +27,7 @@ from bharatsend_core.domain.webhooks import (
     check_url,
     events_from,
     generate_secret,
+    makes_events,
     wants,
 )
 from bharatsend_core.ports.storage import DeliveryAttempt, OutboxEntry, OutboxState, UnitOfWork
@@ -56,6 +57,8 @@ def record_events(
     published: list[WebhookEvent] = []
     listening = hub is not None and hub.wants_status
     for message, before in changes:
+        if not makes_events(message, before - 1):
+            continue  # a claim, a part submitted: no status changed
         if message.tenant_id not in endpoints:
             endpoints[message.tenant_id] = [
                 e for e in uow.webhooks.list_endpoints(message.tenant_id) if e.enabled
