@@ -8,11 +8,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from bharatsend_core import BharatSend, Settings
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
-from bharatsend_core.adapters.sqlalchemy.storage import DEFAULT_POOL_SIZE
+from bharatsend_core.adapters.sqlalchemy.storage import DEFAULT_POOL_SIZE, _prepare_threshold
 from bharatsend_core.domain.errors import ConfigurationError, StorageUnavailable
 from bharatsend_core.domain.ledger import REVENUE_ACCOUNT, TOPUPS_ACCOUNT
 from bharatsend_core.ports.storage import Storage
@@ -323,3 +324,24 @@ def test_importing_the_adapter_creates_no_engine_or_connection() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "0"
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "5.0", "²", "99999999"])
+def test_a_bad_prepare_threshold_in_a_postgresql_url_is_a_configuration_error(value: str) -> None:
+    with pytest.raises(ConfigurationError, match="prepare_threshold") as caught:
+        SqlStorage.from_url(f"postgresql+psycopg://u@h/db?prepare_threshold={value}")
+    assert caught.value.field == "database_url"
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("", 5), ("?prepare_threshold=none", None), ("?prepare_threshold=OFF", None),
+     ("?prepare_threshold=0", 0), ("?prepare_threshold=12&sslmode=disable", 12)],
+)  # fmt: skip
+def test_prepare_threshold_is_read_from_the_url_and_taken_out_of_it(
+    query: str, expected: int | None
+) -> None:
+    url, threshold = _prepare_threshold(make_url(f"postgresql+psycopg://u@h/db{query}"))
+    assert threshold == expected
+    assert "prepare_threshold" not in url.query
+    assert url.query.get("sslmode") == ("disable" if "sslmode" in query else None)

@@ -12,6 +12,7 @@ pool hands out the connection used last, so its statements stay warm.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
 from bharatsend_core.adapters.sqlalchemy.storage import SqlUnitOfWork
@@ -90,3 +91,24 @@ def test_a_read_that_raised_rolls_back_and_the_connection_serves_again(
         pass
     with storage.unit_of_work() as uow:
         assert uow.tenants.get(added.id) == added
+
+
+def test_prepare_threshold_none_in_the_url_prepares_nothing(
+    sql_storage_factory: Callable[[str], SqlStorage], postgres_url: str
+) -> None:
+    # PgBouncer in transaction mode before 1.21 cannot carry prepared statements.
+    base = sql_storage_factory("postgres")  # migrated, in its own schema
+    storage = SqlStorage.from_url(f"{postgres_url}?prepare_threshold=none", schema=base.schema)
+    try:
+        added = tenant()
+        with storage.unit_of_work() as uow:
+            uow.tenants.add(added)
+            uow.commit()
+        warm(storage, added.id)
+        with storage.unit_of_work() as uow:
+            assert prepared_here(uow) == 0
+            assert uow._db is not None
+            driver: Any = uow._db.connection.connection.driver_connection
+            assert driver.prepare_threshold is None
+    finally:
+        storage.close()

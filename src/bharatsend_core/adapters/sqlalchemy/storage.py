@@ -353,9 +353,13 @@ class SqlStorage:
         open in bursts: every thread in a unit of work holds one, and a
         worker uses up to five (loop, recorder, receipts, webhooks,
         heartbeats), so size it above your request threads plus five.
+        On PostgreSQL, psycopg prepares a statement after a connection ran it
+        five times; ``?prepare_threshold=none`` in the URL turns that off (for
+        PgBouncer in transaction mode before 1.21, or without
+        ``max_prepared_statements``), a number sets the count.
         Raises ``ConfigurationError`` for an unsupported URL, a bad schema
-        name, a pool size outside 1-1000, or a PostgreSQL URL without the
-        psycopg driver installed.
+        name, a pool size outside 1-1000, a bad ``prepare_threshold``, or a
+        PostgreSQL URL without the psycopg driver installed.
         """
         if (
             not isinstance(pool_size, int)
@@ -404,6 +408,8 @@ class SqlStorage:
                     f"PostgreSQL storage needs the psycopg driver: {_PIP_POSTGRES}",
                     field="database_url",
                 ) from e
+            parsed, threshold = _prepare_threshold(parsed)
+            options["connect_args"] = {"prepare_threshold": threshold}
             return cls(_postgres_engine(parsed, schema, {**options, **pooled}), schema=schema)
         raise ConfigurationError(
             f"unsupported storage URL scheme {parsed.drivername!r}; use sqlite:///path.db,"
@@ -714,6 +720,26 @@ def _sqlite_engine(url: URL, options: dict[str, Any], pooled: dict[str, Any]) ->
     event.listen(engine, "connect", on_connect)
     event.listen(engine, "begin", on_begin)
     return engine
+
+
+def _prepare_threshold(url: URL) -> tuple[URL, int | None]:
+    """The URL without ``prepare_threshold``, and psycopg's setting from it (5 if absent).
+
+    SQLAlchemy would hand the query's text to psycopg as it is, and psycopg
+    compares the threshold with a count.
+    """
+    raw = url.query.get("prepare_threshold")
+    if raw is None:
+        return url, 5
+    text = raw if isinstance(raw, str) else (raw[-1] if raw else "")
+    stripped = url.difference_update_query(["prepare_threshold"])
+    if text.strip().lower() in ("none", "off"):
+        return stripped, None
+    if re.fullmatch(r"[0-9]{1,7}", text.strip()):
+        return stripped, int(text)
+    raise ConfigurationError(
+        f"prepare_threshold must be a count of runs or none, got {text!r}", field="database_url"
+    )
 
 
 def _postgres_engine(url: URL, schema: str | None, options: dict[str, Any]) -> Engine:
