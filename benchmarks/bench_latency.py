@@ -25,19 +25,31 @@ GIL with the worker and the senders. With ``--sim-process`` it runs in a child
 same records, so the measurement is unchanged. A real SMSC, and the Jasmin
 peer figure's loopback SMSC, are another process too.
 
+With ``--worker-process`` the worker runs in a child process as ``bharatsend
+worker`` would (it hears of new messages by ``NOTIFY`` on PostgreSQL and by
+polling on SQLite). With ``--sender-processes P`` the 1,000 msg/s phase is
+sent from P child processes (each with ``--senders`` threads, each message on
+the same open-loop schedule, by the wall clock), as an application served by
+P processes sends: the senders then share no interpreter lock with each
+other or with the worker.
+
 Run: ``python benchmarks/bench_latency.py [--slow N] [--fast N] [--senders K] [--sim-process]
-[--postgres URL]``.
+[--worker-process] [--sender-processes P] [--postgres URL]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 import smpplib.client
 import smpplib.consts
@@ -116,6 +128,99 @@ class Sender:
         return count / max(time.perf_counter() - start, 1e-9)
 
 
+# A child of ``--sender-processes``: argv[1] is JSON {"url", "schema", "tenant_id",
+# "first", "count", "rate", "threads", "k", "of", "start_at"}, argv[2] this directory.
+# It sends messages k, k+of, ... of ``count`` at start_at + i / rate (wall clock),
+# prints "ready" once set up and, at the end, one JSON line of its records.
+SENDER_SCRIPT = """
+import json, sys, threading, time
+from datetime import UTC, datetime
+sys.path.insert(0, sys.argv[2])
+from _common import TEMPLATE, bench_settings, phone, text
+from bharatsend_core import BharatSend
+from bharatsend_core.adapters.sqlalchemy import SqlStorage
+
+job = json.loads(sys.argv[1])
+storage = SqlStorage.from_url(job["url"], schema=job["schema"])
+bs = BharatSend(storage=storage, settings=bench_settings())
+before, after, seconds = {}, {}, []
+mine = list(range(job["k"], job["count"], job["of"]))
+threads = job["threads"]
+print("ready", flush=True)
+
+
+def loop(t):
+    for i in mine[t::threads]:
+        wait = job["start_at"] + i / job["rate"] - time.time()
+        if wait > 0:
+            time.sleep(wait)
+        n = job["first"] + i
+        to = phone(n)
+        t0 = time.perf_counter()
+        before[to[1:]] = datetime.now(UTC).isoformat()
+        bs.send(job["tenant_id"], phone_number=to, content=text(n), dlt_template_id=TEMPLATE,
+                header="ACMEOT", client_message_id=f"l-{n}")
+        after[to[1:]] = datetime.now(UTC).isoformat()
+        seconds.append(time.perf_counter() - t0)
+
+
+workers = [threading.Thread(target=loop, args=(t,)) for t in range(threads)]
+for w in workers:
+    w.start()
+for w in workers:
+    w.join()
+print(json.dumps({"before": before, "after": after, "seconds": seconds, "end": time.time()}))
+storage.close()
+"""
+
+
+class ProcessSenders(Sender):
+    """The 1,000 msg/s phase from ``processes`` child processes (``--sender-processes``)."""
+
+    def __init__(self, url: str, schema: str | None, tenant_id: str, processes: int) -> None:
+        self.url, self.schema, self.tenant_id, self.processes = url, schema, tenant_id, processes
+        self.before = {}
+        self.after = {}
+        self.send_seconds = []
+
+    def run(self, first: int, count: int, rate: float, threads: int) -> float:
+        here = str(Path(__file__).resolve().parent)
+        start_at = time.time() + 2.0  # after every child has connected
+        procs = []
+        try:
+            for k in range(self.processes):
+                job = {
+                    "url": self.url, "schema": self.schema, "tenant_id": self.tenant_id,
+                    "first": first, "count": count, "rate": rate, "threads": threads,
+                    "k": k, "of": self.processes, "start_at": start_at,
+                }  # fmt: skip
+                procs.append(subprocess.Popen(
+                    [sys.executable, "-c", SENDER_SCRIPT, json.dumps(job), here],
+                    stdout=subprocess.PIPE, text=True,
+                ))  # fmt: skip
+            for proc in procs:
+                assert proc.stdout is not None
+                if proc.stdout.readline().strip() != "ready":
+                    raise RuntimeError("a sender process did not start")
+            end = start_at
+            for proc in procs:
+                assert proc.stdout is not None
+                out = json.loads(proc.stdout.readline())
+                proc.wait(timeout=60)
+                for key, at in out["before"].items():
+                    self.before[key] = datetime.fromisoformat(at)
+                for key, at in out["after"].items():
+                    self.after[key] = datetime.fromisoformat(at)
+                self.send_seconds.extend(out["seconds"])
+                end = max(end, out["end"])
+        finally:
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+        return count / max(end - start_at, 1e-9)
+
+
 def raw_round_trips(port: int, count: int) -> list[float]:
     """ms from before writing a submit_sm to the simulator's received_at, one at a time."""
     client = smpplib.client.Client("127.0.0.1", port, timeout=10)
@@ -159,8 +264,13 @@ def bench(name: str, url: str, schema: str | None, args: argparse.Namespace, sen
         def start_worker() -> Running:
             return child if child is not None else InProcess(bs)
 
+        def fast_sender() -> Sender:
+            if args.sender_processes:
+                return ProcessSenders(url, schema, tenant_id, args.sender_processes)
+            return Sender(bs, tenant_id)
+
         with pinned(args.pin_cpu):
-            measure(name, bs, tenant_id, sim, args, senders, start_worker)
+            measure(name, bs, tenant_id, sim, args, senders, start_worker, fast_sender)
     finally:
         if child is not None:
             child.stop()
@@ -215,6 +325,7 @@ def measure(
     args: argparse.Namespace,
     senders: int,
     start_worker: Callable[[], Running],
+    fast_sender: Callable[[], Sender],
 ) -> None:
     """The raw round trips, then both paced runs, through a worker started here."""
     worker = None
@@ -238,7 +349,7 @@ def measure(
             ("10 msg/s", args.slow, 10.0, 1),
             ("1,000 msg/s", args.fast, 1000.0, senders),
         ):
-            sender = Sender(bs, tenant_id)
+            sender = fast_sender() if rate > 10.0 else Sender(bs, tenant_id)
             achieved = sender.run(first, count, rate, threads)
             total += count
             sim.submits.wait_for(total, 60)
@@ -247,8 +358,10 @@ def measure(
             lat = [(seen[k] - t).total_seconds() * 1000 for k, t in sender.before.items()]
             post = [(seen[k] - t).total_seconds() * 1000 for k, t in sender.after.items()]
             sends = [s * 1000 for s in sender.send_seconds]
-            print(f"[{name}] {label:>11} (achieved {achieved:7,.1f}/s, n={count:,}, "
-                  f"{threads} sender thread{'s' if threads > 1 else ''}):")  # fmt: skip
+            where = f"{threads} sender thread{'s' if threads > 1 else ''}"
+            if isinstance(sender, ProcessSenders):
+                where = f"{sender.processes} processes x {where}"
+            print(f"[{name}] {label:>11} (achieved {achieved:7,.1f}/s, n={count:,}, {where}):")
             print(f"[{name}]   before send() -> submit at SMSC: p50 {pct(lat, 0.5)} ms  "
                   f"p99 {pct(lat, 0.99)} ms  max {stat(lat, max)} ms  "
                   f"mean {stat(lat, statistics.fmean, '6.2f')} ms")  # fmt: skip
@@ -279,15 +392,24 @@ def main() -> int:
     parser.add_argument("--worker-process", action="store_true",
                         help="run the worker in a separate Python process, as `bharatsend "
                         "worker` runs beside the application")  # fmt: skip
+    parser.add_argument("--sender-processes", type=int, default=0, metavar="P",
+                        help="send the 1,000 msg/s phase from P child processes, each with "
+                        "the sender threads, as an application served by P processes")  # fmt: skip
     parser.add_argument("--postgres", default=os.environ.get("BHARATSEND_TEST_POSTGRES_URL"))
     parser.add_argument("--pin-cpu", type=int, default=None, metavar="N", help=PIN_HELP)
     args = parser.parse_args()
+    if args.sender_processes < 0:
+        parser.error("--sender-processes must be 0 or more")
+    if args.sender_processes and args.pin_cpu is not None:
+        parser.error("--pin-cpu pins this process; with --sender-processes the children send")
     # The collector as `bharatsend worker` sets it (Worker.run); baselines share the process.
     tune_gc()
     print(f"machine: {machine()}")
     print(f"receipts: {'off' if args.no_receipts else 'on (receipt_delay 0.05 s)'}")
     print(f"simulator: {'separate process' if args.sim_process else 'in this process'}")
     print(f"worker: {'separate process' if args.worker_process else 'in this process'}")
+    if args.sender_processes:
+        print(f"1,000 msg/s senders: {args.sender_processes} processes")
     print(pin_line(args.pin_cpu))
     each_database(
         args.postgres,
