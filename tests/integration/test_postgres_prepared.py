@@ -16,6 +16,7 @@ from typing import Any
 
 from bharatsend_core.adapters.sqlalchemy import SqlStorage
 from bharatsend_core.adapters.sqlalchemy.storage import SqlUnitOfWork
+from bharatsend_core.domain.tenants import Tenant
 
 from ..contract.builders import tenant
 
@@ -30,6 +31,15 @@ def prepared_here(uow: SqlUnitOfWork) -> int:
     return int(row[0])
 
 
+def stored(storage: SqlStorage) -> Tenant:
+    """A tenant committed to ``storage``."""
+    added = tenant()
+    with storage.unit_of_work() as uow:
+        uow.tenants.add(added)
+        uow.commit()
+    return added
+
+
 def warm(storage: SqlStorage, tenant_id: str) -> None:
     """Run one read often enough, commit by commit, for psycopg to prepare it."""
     for _ in range(8):
@@ -42,10 +52,7 @@ def test_a_read_only_unit_of_work_keeps_the_prepared_statements(
     sql_storage_factory: Callable[[str], SqlStorage],
 ) -> None:
     storage = sql_storage_factory("postgres")
-    added = tenant()
-    with storage.unit_of_work() as uow:
-        uow.tenants.add(added)
-        uow.commit()
+    added = stored(storage)
     warm(storage, added.id)
     for _ in range(3):
         with storage.unit_of_work() as uow:  # read, then leave without commit
@@ -58,10 +65,7 @@ def test_a_unit_that_wrote_and_did_not_commit_still_rolls_back(
     sql_storage_factory: Callable[[str], SqlStorage],
 ) -> None:
     storage = sql_storage_factory("postgres")
-    kept, dropped = tenant(), tenant()
-    with storage.unit_of_work() as uow:
-        uow.tenants.add(kept)
-        uow.commit()
+    kept, dropped = stored(storage), tenant()
     warm(storage, kept.id)
     with storage.unit_of_work() as uow:
         assert uow.tenants.get(kept.id) == kept
@@ -75,10 +79,7 @@ def test_a_read_that_raised_rolls_back_and_the_connection_serves_again(
     sql_storage_factory: Callable[[str], SqlStorage],
 ) -> None:
     storage = sql_storage_factory("postgres")
-    added = tenant()
-    with storage.unit_of_work() as uow:
-        uow.tenants.add(added)
-        uow.commit()
+    added = stored(storage)
 
     class Boom(Exception):
         pass
@@ -100,10 +101,7 @@ def test_prepare_threshold_none_in_the_url_prepares_nothing(
     base = sql_storage_factory("postgres")  # migrated, in its own schema
     storage = SqlStorage.from_url(f"{postgres_url}?prepare_threshold=none", schema=base.schema)
     try:
-        added = tenant()
-        with storage.unit_of_work() as uow:
-            uow.tenants.add(added)
-            uow.commit()
+        added = stored(storage)
         warm(storage, added.id)
         with storage.unit_of_work() as uow:
             assert prepared_here(uow) == 0

@@ -122,10 +122,12 @@ def makes_events(message: Message, after_sequence: int = -1) -> bool:
     A claim (``claimed``) or a part submitted makes none, so the unit of work
     recording it need not read the tenant's endpoints.
     """
-    return any(
-        entry.sequence > after_sequence and entry.kind in _KIND_TYPES
-        for entry in reversed(message.timeline)
-    )
+    for entry in reversed(message.timeline):  # the newest first; sequences only grow
+        if entry.sequence <= after_sequence:
+            return False
+        if entry.kind in _KIND_TYPES:
+            return True
+    return False
 
 
 def events_from(message: Message, after_sequence: int = -1) -> tuple[WebhookEvent, ...]:
