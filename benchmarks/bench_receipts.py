@@ -19,6 +19,11 @@ BHARATSEND_TEST_POSTGRES_URL is set):
   row, insert one ledger transfer), 500 receipts per transaction. Its rows use
   route ``raw`` and fresh ids so they do not collide; reconcile runs before it.
 
+With ``--receipt-threads K`` the receipts go, parsed, to the sink of a
+``ReceiptInbox`` with K ingest threads (``bharatsend worker --receipt-threads
+K``), which batches what has queued (up to 500); the figure runs until the
+last receipt is acknowledged.
+
 With ``--ingesters K`` (K > 1) both timed loops run in K child processes at
 once, each on its own share of the receipts (every K-th) and its own
 connections, started together once all are ready: the shape of K
@@ -27,7 +32,7 @@ The figure is all receipts over the time from the start signal to the last
 child's answer.
 
 Run: ``python benchmarks/bench_receipts.py [--messages N] [--postgres URL]
-[--ingesters K]``.
+[--ingesters K] [--receipt-threads K]``.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -141,6 +147,35 @@ def ingest_all(inbox: ReceiptInbox, texts: list[str]) -> tuple[float, int]:
     return time.perf_counter() - t0, applied
 
 
+def ingest_threaded(bs: BharatSend, texts: list[str], threads: int) -> tuple[float, int]:
+    """Parse each receipt and hand it to an inbox's sink, as the carrier does; until all are
+    acknowledged."""
+    inbox = ReceiptInbox(bs._ctx, threads=threads, batch=BATCH)
+    inbox.start()
+    answered = threading.Semaphore(0)
+    refused: list[bool] = []
+
+    def done(ok: bool) -> None:
+        if not ok:
+            refused.append(ok)
+        answered.release()
+
+    try:
+        t0 = time.perf_counter()
+        now = datetime.now(UTC)
+        for raw in texts:
+            receipt = parse_receipt(raw)
+            _route, canonical, _outcome = dedup_key("agg1", receipt)
+            inbox.sink(CarrierReceipt("agg1", canonical, receipt, now), done)
+        for _ in texts:
+            answered.acquire()
+        elapsed = time.perf_counter() - t0
+    finally:
+        inbox.stop()
+    assert not refused, f"{len(refused)} receipts were refused"
+    return elapsed, inbox.ingested
+
+
 def raw_core(engine: sa.Engine, parts: list[tuple[str, str, str]]) -> float:
     """The baseline: five single-row statements per receipt, 500 receipts per transaction."""
     r, p, m, e, t = (tables.receipts, tables.message_parts, tables.messages,
@@ -227,7 +262,13 @@ def in_children(
 
 
 def bench(
-    name: str, url: str, schema: str | None, count: int, pin_cpu: int | None, ingesters: int
+    name: str,
+    url: str,
+    schema: str | None,
+    count: int,
+    pin_cpu: int | None,
+    ingesters: int,
+    threads: int | None = None,
 ) -> None:
     storage = SqlStorage.from_url(url, schema=schema)
     try:
@@ -238,7 +279,10 @@ def bench(
               "(untimed)")  # fmt: skip
         texts = [receipt_text(cid, n) for n, cid in enumerate(carrier_ids)]
         inbox = ReceiptInbox(bs._ctx)  # the worker's inbox, without its thread
-        if ingesters == 1:
+        if threads is not None:
+            with pinned(pin_cpu):
+                elapsed, applied = ingest_threaded(bs, texts, threads)
+        elif ingesters == 1:
             with pinned(pin_cpu):
                 elapsed, applied = ingest_all(inbox, texts)
         else:
@@ -270,6 +314,8 @@ def bench(
         storage.close()
     rate, raw_rate = count / elapsed, len(parts) / t_raw
     who = f"{BATCH} per transaction" + ("" if ingesters == 1 else f", {ingesters} processes")
+    if threads is not None:
+        who = f"an inbox with {threads} thread{'s' if threads > 1 else ''}, up to {BATCH} a batch"
     print(f"[{name}] ingest:  {rate:9,.0f} receipts/s   raw Core: {raw_rate:9,.0f} receipts/s"
           f"   ratio {rate / raw_rate:5.2f}x   (n={count:,}, {who})")  # fmt: skip
 
@@ -283,7 +329,13 @@ def main() -> int:
         "--ingesters", type=int, default=1, metavar="K",
         help="ingest (and run the baseline) in K processes at once, as K workers would",
     )  # fmt: skip
+    parser.add_argument(
+        "--receipt-threads", type=int, default=None, metavar="K",
+        help="ingest through a ReceiptInbox's sink with K threads, as a worker does",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.receipt_threads is not None and args.ingesters > 1:
+        parser.error("give --receipt-threads or --ingesters, not both")
     if args.ingesters < 1:
         parser.error("--ingesters must be at least 1")
     if args.ingesters > 1 and args.pin_cpu is not None:
@@ -296,7 +348,7 @@ def main() -> int:
         args.postgres,
         "r.db",
         lambda name, url, schema: bench(
-            name, url, schema, args.messages, args.pin_cpu, args.ingesters
+            name, url, schema, args.messages, args.pin_cpu, args.ingesters, args.receipt_threads
         ),
     )
     return 0

@@ -49,6 +49,7 @@ from bharatsend_core.service.dispatch import DispatchOptions
 from bharatsend_core.service.events import StatusListener, WebhookFailureListener
 from bharatsend_core.service.keys import KeyService, Principal
 from bharatsend_core.service.ledger import Balance, LedgerService, ReconcileReport, Statement
+from bharatsend_core.service.receipts import check_receipt_threads
 from bharatsend_core.service.reports import ReportService
 from bharatsend_core.service.routes import RouteService
 from bharatsend_core.service.send import (
@@ -749,6 +750,9 @@ class BharatSend:
         route ``sandbox``, so sandbox messages (``bs_test_`` keys) are
         delivered to it and never reach a real carrier.
         """
+        if "receipt_threads" in worker_options:
+            # Refused before the database is read or the sandbox SMSC starts.
+            check_receipt_threads(worker_options["receipt_threads"])
         factory = carrier_factory or self._smpp_carrier
         extra: list[RouteConfig] = []
         cleanup = None
@@ -770,14 +774,19 @@ class BharatSend:
                 )
             )
             cleanup = simulator.stop
-        worker = Worker(
-            self._ctx,
-            factory,
-            options=options,
-            extra_routes=extra,
-            on_stop=cleanup,
-            **worker_options,
-        )
+        try:
+            worker = Worker(
+                self._ctx,
+                factory,
+                options=options,
+                extra_routes=extra,
+                on_stop=cleanup,
+                **worker_options,
+            )
+        except BaseException:
+            if cleanup is not None:
+                cleanup()  # a refused option must not leave the sandbox SMSC running
+            raise
         if webhooks:
             worker.webhooks = self.webhook_deliverer(owner=worker.owner)
         return worker

@@ -97,6 +97,13 @@ def test_an_unknown_setting_is_refused_by_name(tmp_path: Path) -> None:
         BharatSend(app)
 
 
+def test_worker_refuses_a_bad_receipt_thread_count(app: Flask) -> None:
+    runner = app.test_cli_runner()
+    code, out = invoke(runner, "worker", "--receipt-threads", "9")
+    assert code == 1
+    assert "error: invalid_argument (receipt_threads)" in out
+
+
 def test_worker_refuses_a_bad_cpu_list_before_starting(app: Flask) -> None:
     runner = app.test_cli_runner()
     code, out = invoke(runner, "worker", "--cpus", "two")

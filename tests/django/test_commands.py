@@ -405,7 +405,7 @@ def run_worker_process(tmp_path: Path, sim: SmscSimulator) -> None:
     # Pinned to one CPU where the platform allows: the option end to end.
     pin = ["--cpus", str(max(os.sched_getaffinity(0)))] if hasattr(os, "sched_getaffinity") else []
     proc = subprocess.Popen(
-        [*command, "bharatsend_worker", "--poll-interval", "0.1", *pin],
+        [*command, "bharatsend_worker", "--poll-interval", "0.1", "--receipt-threads", "2", *pin],
         env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:

@@ -325,6 +325,25 @@ def test_duplicated_and_early_receipts_are_applied_once(stack: Stack) -> None:
     assert stack.bs.reconcile(stack.tenant).ok
 
 
+def test_two_receipt_threads_apply_duplicated_and_early_receipts_once(stack: Stack) -> None:
+    # Multi-part messages put receipts for one message in batches ingested side by
+    # side: the later batch conflicts and is applied again, never twice.
+    sim = stack.sim(behaviour=Behaviour(duplicate_receipts=True, receipt_first=True))
+    stack.route("agg1", sim)
+    worker = stack.worker(receipt_threads=2)
+    assert worker.inbox.threads == 2
+    ids = [stack.send(phone=f"+91981234{n:04d}") for n in range(20)]
+    ids += [stack.send(long_text(), LONG_TEMPLATE, phone=f"+91981299{n:04d}") for n in range(5)]
+    messages = stack.wait_final(ids)
+    assert all(m.status is Status.DELIVERED for m in messages)
+    for m in messages:
+        assert sum(e.kind == "receipt" for e in m.timeline) == m.segments
+        applied = stack.bs.message_receipts(stack.tenant, m.id)
+        assert len(applied) == m.segments
+        assert all(r.state == "applied" for r in applied)
+    assert stack.bs.reconcile(stack.tenant).ok
+
+
 def test_a_rejected_receipt_with_a_dlt_error_is_refunded(stack: Stack) -> None:
     sim = stack.sim(behaviour=Behaviour(final_state="REJECTD", error_code="633"))
     stack.route("agg1", sim)

@@ -932,6 +932,18 @@ def test_worker_refuses_a_bad_cpu_list_before_opening_the_database(
     assert not database.exists()
 
 
+def test_worker_refuses_a_bad_receipt_thread_count(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    database = tmp_path / "w.db"
+    code, error = run_json_error(
+        capsys, "worker", "--database-url", f"sqlite:///{database}", "--receipt-threads", "0"
+    )
+    assert code == 2
+    assert error["code"] == "invalid_argument"
+    assert error["field"] == "receipt_threads"
+
+
 @pytest.mark.parametrize(
     ("command", "expected"),
     [("webhook-worker", "webhook worker stopped: 0 attempts")],

@@ -175,16 +175,25 @@ def sync_routes() -> tuple[int, int]:
     help="Pin this process to these CPUs (1, 0,2 or 0-3; Linux): a worker uses one,"
     " and runs faster pinned to it",
 )
+@click.option(
+    "--receipt-threads",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Threads ingesting delivery receipts, 1 to 8 (2 on PostgreSQL)",
+)
 @with_appcontext
 @_errors
-def worker(no_webhooks: bool, cpus: str | None) -> None:
+def worker(no_webhooks: bool, cpus: str | None, receipt_threads: int) -> None:
     """Run a dispatch worker (and webhook delivery) until Ctrl-C."""
     from bharatsend_core.adapters.system import parse_cpu_list
+    from bharatsend_core.service.receipts import check_receipt_threads
 
+    check_receipt_threads(receipt_threads)  # refused before anything starts
     pinned = None if cpus is None else parse_cpu_list(cpus)  # refused before anything starts
     sync_routes()
     started = {"worker": "starting", "webhooks": not no_webhooks}
     if pinned is not None:
         started["cpus"] = sorted(pinned)
     click.echo(json.dumps(started), err=True)
-    _bs().run_worker(webhooks=not no_webhooks, cpus=pinned)
+    _bs().run_worker(webhooks=not no_webhooks, cpus=pinned, receipt_threads=receipt_threads)

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 import attrs
 from attrs import frozen
 
-from bharatsend_core.domain.errors import BharatSendError, ConcurrentUpdate
+from bharatsend_core.domain.errors import BharatSendError, ConcurrentUpdate, InvalidArgument
 from bharatsend_core.domain.message import Message, PartReceipt, ReceiptTimeout
 from bharatsend_core.domain.tenants import Tenant
 from bharatsend_core.ports.carrier import CarrierReceipt
@@ -38,6 +38,7 @@ __all__ = [
     "Lookup",
     "ReceiptInbox",
     "apply_receipts",
+    "check_receipt_threads",
     "settle_changed",
     "stored_receipt",
 ]
@@ -49,6 +50,13 @@ _CONFLICT_RETRIES = 3
 
 #: ``lookup(route, carrier ids)`` -> {carrier id: (message, part index)}.
 Lookup = Callable[[str, Sequence[str]], Mapping[str, tuple[Message, int]]]
+
+
+def check_receipt_threads(threads: object) -> int:
+    """``threads`` when it is a whole number from 1 to 8; ``InvalidArgument`` otherwise."""
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 8:
+        raise InvalidArgument("receipt_threads must be 1 to 8", field="receipt_threads")
+    return threads
 
 
 def stored_receipt(item: CarrierReceipt) -> StoredReceipt:
@@ -159,6 +167,12 @@ class ReceiptInbox:
     ``batch`` receipts. The thread takes whatever has queued (waiting at most
     ``linger`` seconds for more after the first), so at low rates a receipt
     is stored within milliseconds.
+
+    ``threads`` (1 to 8) ingest batches side by side. On PostgreSQL a batch
+    leaves its thread waiting on the server for about half its time, and a
+    second thread fills that wait; on SQLite, where writes take turns, one is
+    enough. Two batches touching one message conflict, and the later one is
+    read and applied again (``ingest``); only the first thread sweeps.
     """
 
     def __init__(
@@ -170,7 +184,9 @@ class ReceiptInbox:
         park_window: timedelta = timedelta(hours=6),
         sweep_interval: float = 0.5,
         receipt_wait: timedelta = timedelta(hours=72),
+        threads: int = 1,
     ) -> None:
+        self.threads = check_receipt_threads(threads)
         self._ctx = ctx
         self.sweep_interval = sweep_interval
         self._last_sweep = 0.0
@@ -183,8 +199,9 @@ class ReceiptInbox:
         self._queue: queue.Queue[tuple[CarrierReceipt, Callable[[bool], None]] | None] = (
             queue.Queue()
         )
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._last_expiry: float | None = None
+        self._counting = threading.Lock()
         #: Counters for health checks.
         self.ingested = 0
         self.duplicates = 0
@@ -334,25 +351,31 @@ class ReceiptInbox:
     # ------------------------------------------------------------------ the thread
 
     def start(self) -> None:
-        """Start the ingest thread."""
-        if self._thread is not None:
+        """Start the ingest threads."""
+        if self._threads:
             raise RuntimeError("the receipt inbox was already started")
-        self._thread = threading.Thread(target=self._run, name="receipt-inbox", daemon=True)
-        self._thread.start()
+        for n in range(self.threads):
+            name = "receipt-inbox" if n == 0 else f"receipt-inbox-{n + 1}"
+            thread = threading.Thread(target=self._run, args=(n == 0,), name=name, daemon=True)
+            self._threads.append(thread)
+            thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Ingest what is queued, then stop the thread."""
-        if self._thread is None:
+        """Ingest what is queued, then stop the threads."""
+        if not self._threads:
             return
-        self._queue.put(None)
-        self._thread.join(timeout)
-        self._thread = None
+        for _ in self._threads:
+            self._queue.put(None)  # one each: a thread that takes one stops
+        deadline = time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        self._threads = []
 
-    def _run(self) -> None:
+    def _run(self, sweeps: bool) -> None:
         delay = 0.1
         while True:
             try:
-                self._serve()
+                self._serve(sweeps)
                 return
             except Exception:
                 # A bug must not silence the inbox: receipts would queue unanswered.
@@ -360,20 +383,22 @@ class ReceiptInbox:
                 time.sleep(delay)
                 delay = min(delay * 2, 5.0)
 
-    def _serve(self) -> None:
+    def _serve(self, sweeps: bool) -> None:
         running = True
         while running:
             try:
                 first = self._queue.get(timeout=self.sweep_interval)
             except queue.Empty:
-                self._sweep()
+                if sweeps:
+                    self._sweep()
                 continue
             if first is None:
                 return
             batch = [first]
             running = self._fill(batch)
             self._process(batch)
-            self._sweep()
+            if sweeps:
+                self._sweep()
 
     def _fill(self, batch: list[tuple[CarrierReceipt, Callable[[bool], None]]]) -> bool:
         """Add what is queued (waiting ``linger`` once); False when a stop was queued."""
@@ -396,22 +421,27 @@ class ReceiptInbox:
             result = self.ingest([item for item, _done in batch])
         except BharatSendError as e:
             # Nothing was stored: ask the SMSC to send them again.
-            self.failures += 1
+            self._count(failures=1)
             _log.warning("receipt inbox: batch of %d not stored: %s", len(batch), e.code)
             ok = False
         except Exception:
-            self.failures += 1
+            self._count(failures=1)
             _log.exception("receipt inbox: batch of %d failed", len(batch))
             ok = False
         else:
             ok = True
-            self.ingested += result.stored
-            self.duplicates += result.duplicates
+            self._count(ingested=result.stored, duplicates=result.duplicates)
         for _item, done in batch:
             try:
                 done(ok)
             except Exception:  # pragma: no cover - a carrier's answer path failing
                 _log.exception("receipt inbox: acknowledging a receipt failed")
+
+    def _count(self, *, ingested: int = 0, duplicates: int = 0, failures: int = 0) -> None:
+        with self._counting:  # threads add up; a bare += can lose one
+            self.ingested += ingested
+            self.duplicates += duplicates
+            self.failures += failures
 
     def _sweep(self) -> None:
         """Retry parked receipts every ``sweep_interval``; expire old ones every minute."""

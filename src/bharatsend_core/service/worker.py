@@ -120,6 +120,7 @@ class Worker:
         webhooks: WebhookDeliverer | None = None,
         heartbeat_interval: float = 5.0,
         hand_off: bool = True,
+        receipt_threads: int = 1,
     ) -> None:
         self._ctx = ctx
         self._factory = carrier_factory
@@ -130,7 +131,9 @@ class Worker:
         self.bind_wait = bind_wait
         self.heartbeat_interval = heartbeat_interval
         self._started_at: datetime | None = None
-        self.inbox = ReceiptInbox(ctx, park_window=park_window, receipt_wait=receipt_wait)
+        self.inbox = ReceiptInbox(
+            ctx, park_window=park_window, receipt_wait=receipt_wait, threads=receipt_threads
+        )
         # Set when this process committed webhook rows, so they go out at once
         # instead of at the next poll (rows from other processes wait for it).
         self._webhook_kick = threading.Event()

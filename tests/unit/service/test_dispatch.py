@@ -8,6 +8,7 @@ over TCP in tests/integration/test_dispatch.py.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,7 +19,7 @@ from hypothesis import strategies as st
 
 from bharatsend_core import BharatSend
 from bharatsend_core.adapters.memory.carrier import MemoryCarrier
-from bharatsend_core.domain.errors import StorageUnavailable
+from bharatsend_core.domain.errors import InvalidArgument, StorageUnavailable
 from bharatsend_core.domain.ledger import Phase, TransferKind, message_transfer_id
 from bharatsend_core.domain.message import FailureReason, Message, ReceiptOutcome, Status
 from bharatsend_core.domain.routing import BreakerState, Connection, Route, RouteConfig
@@ -730,3 +731,52 @@ def test_extending_leases_warns_only_of_rows_truly_lost(
         rig.dispatcher._extend_leases()
     warnings = [r.getMessage() for r in caplog.records if "leases were lost" in r.getMessage()]
     assert warnings == ["dispatch: 1 leases were lost (another worker may resend)"]
+
+
+# --------------------------------------------------------------------------- receipt threads
+
+
+@pytest.mark.parametrize("threads", [0, 9, True, 2.0, "2"])
+def test_receipt_threads_are_1_to_8(world: World, threads: object) -> None:
+    ctx = Context(world.bs.storage, world.clock, SequentialIds(7), world.bs.settings)
+    with pytest.raises(InvalidArgument) as caught:
+        ReceiptInbox(ctx, threads=threads)  # type: ignore[arg-type]
+    assert caught.value.field == "receipt_threads"
+
+
+def test_a_worker_option_refused_leaves_no_sandbox_smsc_running(world: World) -> None:
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(InvalidArgument):
+        world.bs.worker(receipt_threads=0)  # checked before the sandbox SMSC starts
+    with pytest.raises(TypeError):
+        world.bs.worker(no_such_option=1)  # the sandbox SMSC starts first, then is stopped
+    deadline = time.monotonic() + 5
+    while {t.ident for t in threading.enumerate() if t.is_alive()} - before:
+        assert time.monotonic() < deadline, "the sandbox SMSC's threads are still running"
+        time.sleep(0.01)
+
+
+def test_several_receipt_threads_ingest_every_receipt_once(world: World) -> None:
+    rig = Rig(world, config("agg1"))
+    ids = [rig.send(phone_number=f"+91981234{n:04d}") for n in range(30)]
+    rig.run()
+    carrier = rig.carriers["agg1"]
+    for n in range(1, 31):
+        carrier.send_receipt(f"mem-agg1-{n}", ReceiptOutcome.DELIVERED)
+    for n in range(1, 31, 3):
+        carrier.send_receipt(f"mem-agg1-{n}", ReceiptOutcome.DELIVERED)  # redelivered copies
+    deadline = time.monotonic() + 5
+    while len(rig.received) < 40:
+        assert time.monotonic() < deadline
+        time.sleep(0.001)
+    inbox = ReceiptInbox(rig.ctx, threads=3, batch=4, linger=0.0)
+    answers: list[bool] = []
+    inbox.start()
+    for item, _done in list(rig.received):
+        inbox.sink(item, answers.append)  # type: ignore[arg-type]
+    inbox.stop()
+    assert answers == [True] * 40
+    assert (inbox.ingested, inbox.duplicates, inbox.failures) == (30, 10, 0)
+    assert all(rig.message(i).status is Status.DELIVERED for i in ids)
+    assert all(rig.kinds(i).count("receipt") == 1 for i in ids)
+    assert rig.bs.reconcile(world.tenant_id).ok

@@ -2608,6 +2608,11 @@ class SqlHeartbeatRepository(_Repository):
 # =========================================================================== receipts
 
 
+def _receipt_key(receipt: StoredReceipt) -> tuple[str, str, str]:
+    """The inbox's primary key of a receipt."""
+    return (receipt.route, receipt.carrier_message_id, receipt.outcome.value)
+
+
 def _receipt_row(receipt: StoredReceipt) -> dict[str, Any]:
     return {
         "route": receipt.route,
@@ -2653,15 +2658,17 @@ class SqlReceiptRepository(_Repository):
         """One ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` for the batch.
 
         What it returns are the keys it stored; within the batch the first
-        receipt with a key is the one stored (the rows go in in order).
+        receipt with a key is the one stored. The rows go in in key order (a
+        stable sort): two batches inserting the same keys at once then wait
+        for each other in one order, never in a deadlock.
         """
         if len(receipts) <= 1:
             return [self.add(r) for r in receipts]
-        rows = [_receipt_row(r) for r in receipts]
+        rows = [_receipt_row(r) for r in sorted(receipts, key=_receipt_key)]
         stored = {tuple(row) for row in self._db.bulk_rows(self._s.receipt_insert_many, rows)}
         flags = []
         for receipt in receipts:
-            key = (receipt.route, receipt.carrier_message_id, receipt.outcome.value)
+            key = _receipt_key(receipt)
             flags.append(key in stored)
             stored.discard(key)
         return flags

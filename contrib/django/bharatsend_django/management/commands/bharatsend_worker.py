@@ -37,6 +37,13 @@ class Command(BharatSendCommand):
             help="do not run the built-in sandbox SMSC simulator",
         )
         parser.add_argument(
+            "--receipt-threads",
+            type=int,
+            default=1,
+            metavar="N",
+            help="threads ingesting delivery receipts, 1 to 8 (default 1; 2 on PostgreSQL)",
+        )
+        parser.add_argument(
             "--cpus",
             metavar="LIST",
             help="pin this process to these CPUs (1, 0,2 or 0-3; Linux): a worker uses one,"
@@ -46,8 +53,10 @@ class Command(BharatSendCommand):
     def run(self, *args: Any, **options: Any) -> None:
         from bharatsend_core import pin_process
         from bharatsend_core.adapters.system import parse_cpu_list
+        from bharatsend_core.service.receipts import check_receipt_threads
         from bharatsend_django import runtime
 
+        check_receipt_threads(options["receipt_threads"])  # before anything is touched
         # First, so a bad list is refused before routes or the database are touched.
         pinned = None if options["cpus"] is None else pin_process(parse_cpu_list(options["cpus"]))
         bs = runtime.facade()
@@ -57,6 +66,7 @@ class Command(BharatSendCommand):
             webhooks=webhooks,
             sandbox_carrier=not options["no_sandbox"],
             poll_interval=options["poll_interval"],
+            receipt_threads=options["receipt_threads"],
         )
         self.stdout.write(
             f"worker {worker.owner} starting: routes {added} added, {updated} updated;"
