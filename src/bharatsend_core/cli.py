@@ -1844,10 +1844,9 @@ def _run_worker(args: argparse.Namespace) -> _Report:
     import logging
 
     from bharatsend_core.adapters.system import parse_cpu_list, pin_process
-
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from bharatsend_core.service.receipts import check_receipt_threads
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     check_receipt_threads(args.receipt_threads)  # refused before the database is opened
     # Pinned before anything starts; a bad list is refused before the database is opened.
     if args.cpus is not None:
