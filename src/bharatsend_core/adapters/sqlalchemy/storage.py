@@ -87,6 +87,7 @@ from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from bharatsend_core.adapters.signal import DispatchSignal, run_callbacks
 from bharatsend_core.adapters.sqlalchemy.checkpoint import SAFETY_PAGES, WalCheckpointer
+from bharatsend_core.adapters.sqlalchemy.doorbell import Doorbell, doorbell_path
 from bharatsend_core.adapters.sqlalchemy.errors import reraise
 from bharatsend_core.adapters.sqlalchemy.prepared import (
     Bulk,
@@ -327,6 +328,13 @@ class SqlStorage:
         # Our NOTIFY payload: the listener skips its own storage's notifications,
         # which already woke this process at commit.
         self._token = uuid.uuid4().hex
+        # SQLite has no NOTIFY: a file beside the database carries wake-ups
+        # between processes (doorbell.py).
+        self._doorbell: Doorbell | None = None
+        if self._checkpointer is not None:
+            self._doorbell = Doorbell(
+                doorbell_path(engine.url.database or ""), self._token, self._signal
+            )
         self._channel: str | None = None
         self._listener: _PgListener | None = None
         self._listener_lock = threading.Lock()
@@ -470,12 +478,14 @@ class SqlStorage:
     def close(self) -> None:
         """Close every pooled connection; units of work still open keep theirs until they end.
 
-        Also stops the PostgreSQL dispatch listener, if one was started.
+        Also stops the PostgreSQL dispatch listener or the SQLite doorbell watcher.
         """
         with self._listener_lock:
             listener, self._listener = self._listener, None
         if listener is not None:
             listener.stop()
+        if self._doorbell is not None:
+            self._doorbell.close()
         if self._checkpointer is not None:
             self._checkpointer.close()
         self._engine.dispose()
@@ -487,9 +497,12 @@ class SqlStorage:
         wait returned. On PostgreSQL the first call starts a listener thread
         (``LISTEN``), so commits in other processes wake us too; if it cannot
         connect, waits fall back to this process's wake-ups and the timeout.
+        On a SQLite file it starts watching the doorbell file instead.
         """
         if self._channel is not None:
             self._ensure_listener()
+        elif self._doorbell is not None:
+            self._doorbell.watch()
         return self._signal.wait(timeout)
 
     def wake_dispatch(self) -> None:
@@ -892,6 +905,8 @@ class SqlUnitOfWork:
         if self._new_work:
             self._new_work = False
             self._storage._signal.notify()
+            if self._storage._doorbell is not None:
+                self._storage._doorbell.ring()
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` after the commit, once the connection is back in the pool."""
