@@ -54,6 +54,8 @@ class Doorbell:
     def ring(self) -> None:
         """Tell other processes' workers that dispatch rows were committed."""
         with self._lock:
+            if self._stop.is_set():
+                return  # closed with its storage: nothing to reopen
             try:
                 fd = self._open()
                 self._count = (self._count + 1) & 0xFFFFFFFF
