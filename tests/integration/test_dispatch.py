@@ -307,11 +307,8 @@ def test_a_dropped_link_with_submits_in_flight_resends_and_flags_duplicates(stac
     assert stack.bs.reconcile(stack.tenant).ok
 
 
-def test_duplicated_and_early_receipts_are_applied_once(stack: Stack) -> None:
-    sim = stack.sim(behaviour=Behaviour(duplicate_receipts=True, receipt_first=True))
-    stack.route("agg1", sim)
-    stack.worker()
-    ids = [stack.send() for _ in range(5)] + [stack.send(long_text(), LONG_TEMPLATE)]
+def delivered_with_each_receipt_applied_once(stack: Stack, ids: Sequence[str]) -> list[Message]:
+    """Wait for the messages; each is delivered with one applied receipt per part."""
     messages = stack.wait_final(ids)
     assert all(m.status is Status.DELIVERED for m in messages)
     for m in messages:
@@ -319,6 +316,15 @@ def test_duplicated_and_early_receipts_are_applied_once(stack: Stack) -> None:
         applied = stack.bs.message_receipts(stack.tenant, m.id)
         assert len(applied) == m.segments
         assert all(r.state == "applied" for r in applied)
+    return messages
+
+
+def test_duplicated_and_early_receipts_are_applied_once(stack: Stack) -> None:
+    sim = stack.sim(behaviour=Behaviour(duplicate_receipts=True, receipt_first=True))
+    stack.route("agg1", sim)
+    stack.worker()
+    ids = [stack.send() for _ in range(5)] + [stack.send(long_text(), LONG_TEMPLATE)]
+    messages = delivered_with_each_receipt_applied_once(stack, ids)
     total_parts = sum(m.segments for m in messages)
     responses = sim.receipt_responses.wait_for(2 * total_parts)
     assert all(r.command_status == 0 for r in responses)  # copies are acknowledged too
@@ -334,13 +340,7 @@ def test_two_receipt_threads_apply_duplicated_and_early_receipts_once(stack: Sta
     assert worker.inbox.threads == 2
     ids = [stack.send(phone=f"+91981234{n:04d}") for n in range(20)]
     ids += [stack.send(long_text(), LONG_TEMPLATE, phone=f"+91981299{n:04d}") for n in range(5)]
-    messages = stack.wait_final(ids)
-    assert all(m.status is Status.DELIVERED for m in messages)
-    for m in messages:
-        assert sum(e.kind == "receipt" for e in m.timeline) == m.segments
-        applied = stack.bs.message_receipts(stack.tenant, m.id)
-        assert len(applied) == m.segments
-        assert all(r.state == "applied" for r in applied)
+    delivered_with_each_receipt_applied_once(stack, ids)
     assert stack.bs.reconcile(stack.tenant).ok
 
 

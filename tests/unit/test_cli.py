@@ -919,29 +919,21 @@ def test_worker_stops_cleanly_on_sigterm(
         assert f"pinned to CPUs [{cpu}]" in err
 
 
-def test_worker_refuses_a_bad_cpu_list_before_opening_the_database(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+@pytest.mark.parametrize(
+    ("option", "value", "field"),
+    [("--cpus", "1-0", "cpus"), ("--receipt-threads", "0", "receipt_threads")],
+)
+def test_worker_refuses_a_bad_option_before_opening_the_database(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, option: str, value: str, field: str
 ) -> None:
     database = tmp_path / "never.db"
     code, error = run_json_error(
-        capsys, "worker", "--database-url", f"sqlite:///{database}", "--cpus", "1-0"
+        capsys, "worker", "--database-url", f"sqlite:///{database}", option, value
     )
     assert code == 2
     assert error["code"] == "invalid_argument"
-    assert error["field"] == "cpus"
+    assert error["field"] == field
     assert not database.exists()
-
-
-def test_worker_refuses_a_bad_receipt_thread_count(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    database = tmp_path / "w.db"
-    code, error = run_json_error(
-        capsys, "worker", "--database-url", f"sqlite:///{database}", "--receipt-threads", "0"
-    )
-    assert code == 2
-    assert error["code"] == "invalid_argument"
-    assert error["field"] == "receipt_threads"
 
 
 @pytest.mark.parametrize(
