@@ -50,6 +50,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import smpplib.client
 import smpplib.consts
@@ -278,17 +279,15 @@ def bench(name: str, url: str, schema: str | None, args: argparse.Namespace, sen
         storage.close()
 
 
-class Running:
+class Running(Protocol):
     """A started dispatch worker: here (``InProcess``) or in a child process (``InChild``)."""
 
-    def stats(self) -> str:
-        raise NotImplementedError
+    def stats(self) -> str: ...
 
-    def stop(self) -> None:
-        raise NotImplementedError
+    def stop(self) -> None: ...
 
 
-class InProcess(Running):
+class InProcess:
     def __init__(self, bs: BharatSend) -> None:
         self.worker = new_worker(bs, poll_interval=0.5).start()
 
@@ -299,7 +298,7 @@ class InProcess(Running):
         self.worker.stop(5.0)
 
 
-class InChild(Running):
+class InChild:
     """``bharatsend worker`` in its own process; it hears of new messages by NOTIFY
     on PostgreSQL and by polling on SQLite."""
 
