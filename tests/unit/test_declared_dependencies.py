@@ -28,11 +28,19 @@ def _python_files() -> Iterator[Path]:
 
 
 def _first_party() -> set[str]:
-    """Module and package names defined inside the repository (helpers imported by name)."""
+    """Top-level modules and packages at the project's import roots.
+
+    Only the roots, not every directory name: ``tests/django`` and
+    ``contrib/flask`` must not hide imports of Django and Flask themselves.
+    """
+    contrib = [path for path in (ROOT / "contrib").iterdir() if path.is_dir()]
     names: set[str] = set()
-    for path in _python_files():
-        names.add(path.stem)
-        names.update(part for part in path.relative_to(ROOT).parts[:-1])
+    for root in (ROOT, ROOT / "src", ROOT / "benchmarks", *contrib):
+        for child in root.iterdir():
+            if child.suffix == ".py":
+                names.add(child.stem)
+            elif (child / "__init__.py").is_file():
+                names.add(child.name)
     return names
 
 
@@ -79,13 +87,17 @@ def test_every_third_party_import_is_declared() -> None:
     assert not undeclared, f"imported but not declared in pyproject.toml: {undeclared}"
 
 
-def test_the_check_sees_an_undeclared_import(tmp_path: Path) -> None:
-    """The walk finds ``import`` and ``from ... import`` and skips relative imports."""
+def test_the_check_reads_imports_and_knows_its_own_modules(tmp_path: Path) -> None:
+    """The walk finds ``import`` and ``from ... import``, skips relative imports, and
+    counts as the project's own only what sits at an import root."""
     module = tmp_path / "sample.py"
     module.write_text(
         "import json, attr.validators\nfrom yaml import safe_load\nfrom . import sibling\n",
         encoding="utf-8",
     )
     assert _imported_top_level(module) == {"json", "attr", "yaml"}
+    first_party = _first_party()
+    assert {"bharatsend_core", "bharatsend_flask", "bharatsend_django", "tests"} <= first_party
+    assert not {"django", "flask", "sqlalchemy"} & first_party
     assert "pyyaml" not in _declared()
     assert {"attrs", "smpplib", "pytest", "openapi-spec-validator"} <= _declared()
